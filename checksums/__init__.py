@@ -1,0 +1,1 @@
+"""Checksum tables (.tsv) of the archives the builder knows."""

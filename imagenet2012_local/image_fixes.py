@@ -1,0 +1,106 @@
+"""Image fixes decided by content, not by a list of names.
+
+ImageNet ships a few CMYK JPEGs and a PNG named `.JPEG`; decoders in training
+pipelines expect RGB (or grayscale) JPEG. Any JPEG with 4 components (CMYK or
+YCCK, with or without the Adobe marker) and anything that is not a JPEG is
+re-encoded to an RGB JPEG; every other image keeps its exact original bytes.
+Deciding needs only the JPEG header, so the common case costs microseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import PIL.Image
+
+# Like upstream TFDS's fixes (TF's encoder at quality 100), so fixed images
+# carry the same pixels as upstream's within JPEG rounding.
+REENCODE_QUALITY = 100
+
+_JPEG_START = b'\xff\xd8'
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# Start-of-frame markers: every one except DHT (C4), JPG (C8) and DAC (CC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_MARKERS_WITHOUT_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}
+
+
+class UndecodableImageError(ValueError):
+  """Bytes that no decoder here can read as an image."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JpegHeader:
+  """What the JPEG start-of-frame segment says about an image."""
+
+  height: int
+  width: int
+  components: int  # 1 grayscale, 3 YCbCr/RGB, 4 CMYK/YCCK.
+
+
+def read_jpeg_header(data: bytes) -> JpegHeader | None:
+  """Parses the start-of-frame segment; None when `data` is not a JPEG we can parse."""
+  if not data.startswith(_JPEG_START):
+    return None
+  pos = 2
+  while pos + 4 <= len(data):
+    if data[pos] != 0xFF:
+      return None
+    marker = data[pos + 1]
+    if marker == 0xFF:  # Fill byte before a marker.
+      pos += 1
+      continue
+    if marker in _MARKERS_WITHOUT_LENGTH:
+      pos += 2
+      continue
+    length = int.from_bytes(data[pos + 2 : pos + 4], 'big')
+    if marker in _SOF_MARKERS:
+      if pos + 10 > len(data):
+        return None
+      return JpegHeader(
+          height=int.from_bytes(data[pos + 5 : pos + 7], 'big'),
+          width=int.from_bytes(data[pos + 7 : pos + 9], 'big'),
+          components=data[pos + 9],
+      )
+    if marker == 0xDA:  # Start of scan before any frame header: malformed.
+      return None
+    pos += 2 + length
+  return None
+
+
+def fix_reason(data: bytes) -> str | None:
+  """Why `data` must be re-encoded, or None when its bytes are kept as they are."""
+  header = read_jpeg_header(data)
+  if header is not None:
+    return '4-component (CMYK/YCCK) JPEG' if header.components == 4 else None
+  if data.startswith(_PNG_MAGIC):
+    return 'PNG'
+  return f'{_decoded_format(data)} image'
+
+
+def to_rgb_jpeg(data: bytes) -> bytes:
+  """Decodes any image Pillow reads and re-encodes it as an RGB JPEG."""
+  try:
+    with PIL.Image.open(io.BytesIO(data)) as image:
+      rgb = image.convert('RGB')
+  except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
+    raise UndecodableImageError(str(e)) from e
+  out = io.BytesIO()
+  rgb.save(out, format='JPEG', quality=REENCODE_QUALITY)
+  return out.getvalue()
+
+
+def fix_image(data: bytes) -> tuple[bytes, str | None]:
+  """The bytes to store for an image, and the reason when they were re-encoded."""
+  reason = fix_reason(data)
+  return (data, None) if reason is None else (to_rgb_jpeg(data), reason)
+
+
+def _decoded_format(data: bytes) -> str:
+  try:
+    with PIL.Image.open(io.BytesIO(data)) as image:
+      return image.format or 'unknown-format'
+  except (OSError, ValueError) as e:
+    raise UndecodableImageError(
+        f'not an image any decoder here can read: {e}'
+    ) from e

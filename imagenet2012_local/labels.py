@@ -1,0 +1,158 @@
+"""Label sources: the 1,000 class wnids and the validation labels.
+
+Validation labels come from the `validation_labels.txt` that the installed
+tensorflow-datasets ships and, when the devkit is in the manual dir, from its
+ground truth (ILSVRC2012 ids mapped to wnids through `meta.mat`). Labels are
+looked up by the number in the file name, never by position in a listing, so
+a partial archive still gets the right labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import tarfile
+from collections.abc import Sequence
+
+from etils import epath
+import scipy.io
+import tensorflow_datasets as tfds
+
+from imagenet2012_local import verification
+
+DEVKIT_NAME = 'ILSVRC2012_devkit_t12.tar.gz'
+_DEVKIT_DATA = 'ILSVRC2012_devkit_t12/data/'
+_CLASS_NAMES_FILE = 'datasets/imagenet2012/labels.txt'
+_TFDS_VALIDATION_LABELS_FILE = 'datasets/imagenet2012/validation_labels.txt'
+_VALIDATION_NAME = re.compile(r'ILSVRC2012_val_(\d{8})\.JPEG')
+
+
+class LabelError(ValueError):
+  """Validation labels are missing, malformed, or disagree between sources."""
+
+
+def class_names_file() -> epath.Path:
+  """The 1,000 sorted wnids, as shipped by tensorflow-datasets."""
+  return tfds.core.tfds_path(_CLASS_NAMES_FILE)
+
+
+def validation_number(file_name: str) -> int:
+  """The N of `ILSVRC2012_val_%08d.JPEG`; LabelError for any other name."""
+  match = _VALIDATION_NAME.fullmatch(file_name)
+  if not match:
+    raise LabelError(
+        f'{file_name!r} in the validation archive is not named'
+        ' ILSVRC2012_val_NNNNNNNN.JPEG, so its label cannot be looked up. Is'
+        ' ILSVRC2012_img_val.tar the official validation archive?'
+    )
+  return int(match.group(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationLabels:
+  """Wnid of each validation image, by the number in its file name."""
+
+  wnids: Sequence[str]  # wnids[N - 1] labels ILSVRC2012_val_N.
+  source: str
+
+  def __getitem__(self, file_name: str) -> str:
+    number = validation_number(file_name)
+    if not 1 <= number <= len(self.wnids):
+      raise LabelError(
+          f'{file_name} has no label: {self.source} labels images 1 to'
+          f' {len(self.wnids):,}.'
+      )
+    return self.wnids[number - 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Devkit:
+  """What the builder uses from ILSVRC2012_devkit_t12.tar.gz."""
+
+  validation_wnids: list[str]
+  words_by_wnid: dict[str, str]  # Human-readable class names.
+
+
+def read_devkit(data: bytes, origin: str = DEVKIT_NAME) -> Devkit:
+  """Parses the devkit's ground truth and `meta.mat` from the .tar.gz bytes."""
+  try:
+    with tarfile.open(fileobj=io.BytesIO(data), mode='r:gz') as tar:
+      meta = _member_bytes(tar, 'meta.mat', origin)
+      truth = _member_bytes(tar, 'ILSVRC2012_validation_ground_truth.txt', origin)
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise LabelError(f'{origin} is not a readable .tar.gz: {e}') from e
+  synsets = scipy.io.loadmat(io.BytesIO(meta), squeeze_me=True)['synsets']
+  wnid_by_id = {int(s['ILSVRC2012_ID']): str(s['WNID']) for s in synsets}
+  words = {str(s['WNID']): str(s['words']) for s in synsets}
+  try:
+    wnids = [wnid_by_id[int(line)] for line in truth.decode().split()]
+  except (KeyError, ValueError) as e:
+    raise LabelError(
+        f'{origin}: the validation ground truth names id {e}, which meta.mat'
+        ' does not define.'
+    ) from e
+  return Devkit(validation_wnids=wnids, words_by_wnid=words)
+
+
+def _member_bytes(tar: tarfile.TarFile, basename: str, origin: str) -> bytes:
+  member = _DEVKIT_DATA + basename
+  try:
+    return tar.extractfile(member).read()
+  except KeyError as e:
+    raise LabelError(
+        f'{origin} has no {member}. Is it the ILSVRC2012 (t12) development kit?'
+    ) from e
+
+
+def tfds_validation_labels() -> ValidationLabels:
+  """The labels that tensorflow-datasets ships for upstream imagenet2012."""
+  path = tfds.core.tfds_path(_TFDS_VALIDATION_LABELS_FILE)
+  return ValidationLabels(
+      wnids=path.read_text().split(),
+      source=f"tensorflow-datasets' {path.name}",
+  )
+
+
+def validation_labels(
+    manual_dir: epath.Path, verify_checksums: bool
+) -> tuple[ValidationLabels, Devkit | None]:
+  """The validation labels, cross-checked with the devkit when it is present.
+
+  Raises:
+    LabelError: the devkit and tensorflow-datasets disagree on some image.
+    verification.ChecksumError: the devkit is not the official one.
+  """
+  shipped = tfds_validation_labels()
+  devkit_path = manual_dir / DEVKIT_NAME
+  if not devkit_path.exists():
+    return shipped, None
+  data = devkit_path.read_bytes()
+  check = verification.ArchiveCheck(devkit_path, verify_checksums)
+  if check.needs_hashing:
+    check.update(data)
+    check.finish()
+  devkit = read_devkit(data, origin=str(devkit_path))
+  disagree = [
+      n
+      for n, (ours, theirs) in enumerate(
+          zip(devkit.validation_wnids, shipped.wnids), start=1
+      )
+      if ours != theirs
+  ]
+  if disagree:
+    n = disagree[0]
+    raise LabelError(
+        f'The validation labels of {devkit_path} and {shipped.source} disagree'
+        f' on {len(disagree):,} images, the first ILSVRC2012_val_{n:08d}.JPEG'
+        f' ({devkit.validation_wnids[n - 1]} vs {shipped.wnids[n - 1]}).\n'
+        'Replace the devkit with the official ILSVRC2012_devkit_t12.tar.gz, or'
+        ' remove it from the manual dir to use the shipped labels.'
+    )
+  return (
+      ValidationLabels(
+          wnids=shipped.wnids,
+          source=f'{shipped.source}, checked against {DEVKIT_NAME}',
+      ),
+      devkit,
+  )

@@ -1,0 +1,230 @@
+"""The MD5 gate: known archive sizes and digests, checked while archives are read.
+
+Sizes are checked before anything is read. MD5 is computed from the same bytes
+the build reads (no separate pass over 145 GB), and a mismatch raises before
+the build publishes anything. Archives that passed are remembered by
+(path, size, mtime) so a rebuild does not hash them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from etils import epath
+
+VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
+EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
+CACHE_DIR_ENV_VAR = 'IMAGENET2012_LOCAL_CACHE_DIR'
+_TABLES_PACKAGE = 'imagenet2012_local.checksums'
+_HASH_CHUNK = 4 << 20
+
+_log = logging.getLogger(__name__)
+
+
+class ChecksumError(Exception):
+  """An archive's size or digest differs from every known copy of it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveDigest:
+  """One known copy of an archive: a row of a checksum table.
+
+  `size` is None where the table does not know it ('-'); the MD5 still counts.
+  """
+
+  name: str
+  size: int | None
+  md5: str
+  sha256: str = ''
+
+
+def read_table(path: str | os.PathLike[str]) -> list[ArchiveDigest]:
+  """Parses a checksum table: `name size md5 sha256`, tab-separated, `#` comments."""
+  rows = []
+  for line in epath.Path(path).read_text().splitlines():
+    if not line.strip() or line.startswith('#'):
+      continue
+    name, size, md5, sha256 = line.split('\t')
+    rows.append(
+        ArchiveDigest(
+            name=name,
+            size=None if size == '-' else int(size),
+            md5=md5,
+            sha256='' if sha256 == '-' else sha256,
+        )
+    )
+  return rows
+
+
+def write_table(
+    path: str | os.PathLike[str],
+    archives: Iterable[str | os.PathLike[str]],
+    comment: str,
+) -> None:
+  """Writes a checksum table for `archives`, computing size, MD5 and SHA-256."""
+  lines = [f'# {line}' for line in comment.splitlines()]
+  lines.append('# name\tsize\tmd5\tsha256')
+  for archive in sorted(archives, key=lambda p: Path(p).name):
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with open(archive, 'rb') as f:
+      while chunk := f.read(_HASH_CHUNK):
+        md5.update(chunk)
+        sha256.update(chunk)
+    size = Path(archive).stat().st_size
+    lines.append(
+        f'{Path(archive).name}\t{size}\t{md5.hexdigest()}\t{sha256.hexdigest()}'
+    )
+  Path(path).write_text('\n'.join(lines) + '\n')
+
+
+def known_archives() -> dict[str, list[ArchiveDigest]]:
+  """All known archive copies by file name: the bundled tables plus extra ones.
+
+  Extra tables (e.g. for benchmark archives) are named in
+  $IMAGENET2012_LOCAL_CHECKSUMS, separated by os.pathsep.
+  """
+  tables = [
+      entry
+      for entry in importlib.resources.files(_TABLES_PACKAGE).iterdir()
+      if entry.name.endswith('.tsv')
+  ]
+  extra = os.environ.get(EXTRA_TABLES_ENV_VAR, '')
+  tables += [epath.Path(p) for p in extra.split(os.pathsep) if p]
+  by_name: dict[str, list[ArchiveDigest]] = {}
+  for table in tables:
+    for row in read_table(table):
+      by_name.setdefault(row.name, []).append(row)
+  return by_name
+
+
+def verification_enabled(verify_checksums: bool | None) -> bool:
+  """The builder argument wins; otherwise $IMAGENET2012_LOCAL_VERIFY (default on)."""
+  if verify_checksums is not None:
+    return verify_checksums
+  return os.environ.get(VERIFY_ENV_VAR, '1').strip().lower() not in (
+      '0',
+      'false',
+      'no',
+      'off',
+  )
+
+
+_HOW_TO_FIX = (
+    'Re-download it from https://image-net.org/download-images (a partial or'
+    ' damaged copy gives a wrong dataset). If you re-packed it on purpose, turn'
+    f' the check off with {VERIFY_ENV_VAR}=0 or'
+    " tfds.builder('imagenet2012_local', verify_checksums=False)."
+)
+
+
+class ArchiveCheck:
+  """The gate for one archive: size at once, MD5 over the bytes the build reads.
+
+  Usage: construct (checks the size, raises ChecksumError), feed every byte of
+  the archive in order to `update` while reading it (only if `needs_hashing`),
+  then call `finish` (raises ChecksumError on a wrong digest).
+  """
+
+  def __init__(self, path: str | os.PathLike[str], enabled: bool):
+    self.path = epath.Path(path).expanduser().resolve()
+    self.size, self._mtime = _size_and_mtime(self.path)
+    self._md5 = hashlib.md5()
+    # Known copies this archive may be; empty when there is nothing to hash.
+    self._candidates: list[ArchiveDigest] = []
+    if not enabled:
+      self.status = 'not verified: the check is turned off'
+      return
+    known = known_archives().get(self.path.name)
+    if not known:
+      self.status = 'not verified: no known checksum for this file name'
+      _log.warning('%s: no known checksum, not verified.', self.path)
+      return
+    candidates = [k for k in known if k.size in (None, self.size)]
+    if not candidates:
+      sizes = ' or '.join(f'{k.size:,}' for k in known if k.size is not None)
+      raise ChecksumError(
+          f'{self.path} is {self.size:,} bytes; expected {sizes}.\n'
+          + _HOW_TO_FIX
+      )
+    remembered = _load_cache().get(str(self.path), {})
+    if any(remembered == self._cache_entry(k.md5) for k in candidates):
+      self.status = 'verified (remembered from an earlier build)'
+    else:
+      self.status = 'verifying'
+      self._candidates = candidates
+
+  @property
+  def needs_hashing(self) -> bool:
+    """Whether the caller must feed the archive's bytes to `update`."""
+    return bool(self._candidates)
+
+  def update(self, data: bytes) -> None:
+    """Adds the next bytes of the archive to the running digest."""
+    self._md5.update(data)
+
+  def finish(self) -> None:
+    """Compares the digest of everything fed to `update`; remembers a pass."""
+    if not self._candidates:
+      return
+    actual = self._md5.hexdigest()
+    if not any(k.md5 == actual for k in self._candidates):
+      expected = ' or '.join(k.md5 for k in self._candidates)
+      raise ChecksumError(
+          f'{self.path} has MD5 {actual}; expected {expected}. Nothing was'
+          ' published.\n' + _HOW_TO_FIX
+      )
+    self.status = 'verified'
+    self._candidates = []
+    _remember(str(self.path), self._cache_entry(actual))
+
+  def _cache_entry(self, md5: str) -> dict[str, object]:
+    return {'size': self.size, 'mtime': self._mtime, 'md5': md5}
+
+
+def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
+  """Size and modification time; nanoseconds for local files, so a rewrite
+  within the same second still counts as a change."""
+  if '://' not in os.fspath(path):
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+  stat = path.stat()
+  return stat.length, stat.mtime
+
+
+def _cache_file() -> Path:
+  root = os.environ.get(CACHE_DIR_ENV_VAR) or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+      'imagenet2012_local',
+  )
+  return Path(root) / 'verified_archives.json'
+
+
+def _load_cache() -> Mapping[str, dict[str, object]]:
+  try:
+    return json.loads(_cache_file().read_text())
+  except (OSError, ValueError):
+    return {}
+
+
+def _remember(path: str, entry: dict[str, object]) -> None:
+  """Records a verified archive; written atomically, a failure only logs."""
+  cache = dict(_load_cache())
+  cache[path] = entry
+  target = _cache_file()
+  try:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        'w', dir=target.parent, delete=False, suffix='.tmp'
+    ) as tmp:
+      json.dump(cache, tmp, indent=1, sort_keys=True)
+    os.replace(tmp.name, target)
+  except OSError as e:
+    _log.warning('Could not remember the verified archive %s: %s', path, e)

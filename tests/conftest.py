@@ -1,0 +1,31 @@
+"""Shared fixtures: an isolated MD5 gate, and one build of the dummy data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagenet2012_local import verification
+from tests.helpers import DUMMY_DIR, build
+
+
+@pytest.fixture(autouse=True)
+def _isolated_verification(tmp_path_factory, monkeypatch):
+  """Each test starts with no remembered archives and the gate at its default."""
+  monkeypatch.setenv(
+      verification.CACHE_DIR_ENV_VAR, str(tmp_path_factory.mktemp('cache'))
+  )
+  monkeypatch.delenv(verification.VERIFY_ENV_VAR, raising=False)
+  monkeypatch.delenv(verification.EXTRA_TABLES_ENV_VAR, raising=False)
+
+
+
+@pytest.fixture(scope='session')
+def dummy_build(tmp_path_factory) -> Path:
+  """The data dir of one build of the bundled dummy data, gate on."""
+  data_dir = tmp_path_factory.mktemp('dummy_build')
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv(verification.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
+    build(DUMMY_DIR, data_dir)
+  return data_dir
