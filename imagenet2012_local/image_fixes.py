@@ -82,6 +82,10 @@ def to_rgb_jpeg(data: bytes) -> bytes:
   """Decodes any image Pillow reads and re-encodes it as an RGB JPEG."""
   try:
     with PIL.Image.open(io.BytesIO(data)) as image:
+      if image.mode == 'CMYK' and 'adobe' not in image.info:
+        # Pillow reads every CMYK JPEG as Photoshop's inverted CMYK; without
+        # the Adobe marker the values are plain (as libjpeg and TF read them).
+        image = image.point(lambda value: 255 - value)
       rgb = image.convert('RGB')
   except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
     raise UndecodableImageError(str(e)) from e
