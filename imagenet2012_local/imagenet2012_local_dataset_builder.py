@@ -97,9 +97,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
     validation_labels = None
     if tfds.Split.VALIDATION in present:
-      validation_labels, _ = labels.validation_labels(
+      validation_labels, devkit = labels.validation_labels(
           manual_dir, self._verify_checksums
       )
+      if devkit:
+        self.info.metadata['class_words'] = devkit.words_by_wnid
     return {
         split: self._generate_examples(
             split=split, check=check, validation_labels=validation_labels
@@ -113,6 +115,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       check: verification.ArchiveCheck,
       validation_labels: labels.ValidationLabels | None,
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
+    fixed = {}
     images = archives.iter_images(
         check.path,
         nested=split == tfds.Split.TRAIN,
@@ -128,15 +131,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       data, reason = image_fixes.fix_image(image.data)
       if reason:
         logging.info('Re-encoded %s to RGB JPEG: %s.', image.file_name, reason)
-        self._record(split, 'fixed_images', image.file_name, reason)
+        fixed[image.file_name] = reason
       yield image.file_name, {
           'image': data,
           'label': label,
           'file_name': image.file_name,
       }
     check.finish()  # Raises before anything is published if the MD5 is wrong.
-    self._record(split, 'archives', check.path.name, check.status)
-
-  def _record(self, split: str, kind: str, name: str, value: str) -> None:
-    """Notes `name` under metadata[kind][split], saved with the dataset."""
-    self.info.metadata.setdefault(kind, {}).setdefault(split, {})[name] = value
+    metadata = self.info.metadata
+    metadata.setdefault('fixed_images', {})[split] = dict(sorted(fixed.items()))
+    metadata.setdefault('archives', {})[check.path.name] = {
+        'split': split,
+        **check.summary(),
+    }

@@ -139,6 +139,7 @@ class ArchiveCheck:
     self._md5 = hashlib.md5()
     # Known copies this archive may be; empty when there is nothing to hash.
     self._candidates: list[ArchiveDigest] = []
+    self._verified_md5: str | None = None
     if not enabled:
       self.status = 'not verified: the check is turned off'
       return
@@ -157,6 +158,7 @@ class ArchiveCheck:
     remembered = _load_cache().get(str(self.path), {})
     if any(remembered == self._cache_entry(k.md5) for k in candidates):
       self.status = 'verified (remembered from an earlier build)'
+      self._verified_md5 = remembered['md5']
     else:
       self.status = 'verifying'
       self._candidates = candidates
@@ -183,7 +185,12 @@ class ArchiveCheck:
       )
     self.status = 'verified'
     self._candidates = []
+    self._verified_md5 = actual
     _remember(str(self.path), self._cache_entry(actual))
+
+  def summary(self) -> dict[str, object]:
+    """Size, verified MD5 (None when not verified) and status, for metadata."""
+    return {'bytes': self.size, 'md5': self._verified_md5, 'status': self.status}
 
   def _cache_entry(self, md5: str) -> dict[str, object]:
     return {'size': self.size, 'mtime': self._mtime, 'md5': md5}

@@ -98,10 +98,22 @@ def test_grayscale_jpegs_are_kept(dummy_build):
 
 
 def test_archives_are_recorded_as_verified(dummy_build):
-  archives = _metadata(dummy_build)['archives']
-  assert archives == {
-      split: {tar: 'verified'} for split, tar in SPLIT_TARS.items()
+  table = verification.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
+  known = {row.name: row for row in table}
+  assert _metadata(dummy_build)['archives'] == {
+      tar: {
+          'split': split,
+          'bytes': known[tar].size,
+          'md5': known[tar].md5,
+          'status': 'verified',
+      }
+      for split, tar in SPLIT_TARS.items()
   }
+
+
+def test_devkit_class_names_are_recorded(dummy_build):
+  words = _metadata(dummy_build)['class_words']
+  assert words['n01440764'].startswith('tench')
 
 
 def test_devkit_labels_equal_the_shipped_ones():
@@ -193,8 +205,11 @@ def test_builder_argument_turns_the_gate_off(tmp_path):
   manual = manual_dir_with(tmp_path, VAL_TAR)
   _corrupt_one_byte(manual / VAL_TAR)
   build(manual, tmp_path / 'data', verify_checksums=False)
-  assert _metadata(tmp_path / 'data')['archives']['validation'] == {
-      VAL_TAR: 'not verified: the check is turned off'
+  assert _metadata(tmp_path / 'data')['archives'][VAL_TAR] == {
+      'split': 'validation',
+      'bytes': (manual / VAL_TAR).stat().st_size,
+      'md5': None,
+      'status': 'not verified: the check is turned off',
   }
 
 
@@ -210,9 +225,9 @@ def test_a_verified_archive_is_not_hashed_again(tmp_path):
   manual = manual_dir_with(tmp_path, VAL_TAR)
   build(manual, tmp_path / 'first')
   build(manual, tmp_path / 'second')
-  assert _metadata(tmp_path / 'second')['archives']['validation'] == {
-      VAL_TAR: 'verified (remembered from an earlier build)'
-  }
+  second = _metadata(tmp_path / 'second')['archives'][VAL_TAR]
+  assert second['status'] == 'verified (remembered from an earlier build)'
+  assert second['md5'] == _metadata(tmp_path / 'first')['archives'][VAL_TAR]['md5']
   # A changed file (new mtime, new bytes) is hashed again, and caught.
   _corrupt_one_byte(manual / VAL_TAR)
   with pytest.raises(verification.ChecksumError):
