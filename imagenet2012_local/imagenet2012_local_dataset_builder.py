@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
 from collections.abc import Iterator, Mapping
 
 from absl import logging
@@ -11,6 +14,7 @@ import tensorflow_datasets as tfds
 from imagenet2012_local import archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
+from imagenet2012_local import sharded_generation
 from imagenet2012_local import verification
 
 _DOWNLOAD_PAGE = 'https://image-net.org/download-images'
@@ -22,10 +26,31 @@ ARCHIVES = {
     tfds.Split.TEST: 'ILSVRC2012_img_test.tar',
 }
 _TEST_LABEL = -1  # The test split has no public labels.
+BUILD_STATS_FILE = 'build_stats.json'
 
 
 class MissingArchivesError(FileNotFoundError):
   """The manual dir holds none of the split archives."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSource:
+  """One split's archive, its checksum gate, and how its images get labels."""
+
+  split: str
+  check: verification.ArchiveCheck
+  validation_labels: labels.ValidationLabels | None
+
+  @property
+  def nested(self) -> bool:
+    return self.split == tfds.Split.TRAIN
+
+  def label(self, file_name: str, class_dir: str | None) -> str | int:
+    if self.split == tfds.Split.TRAIN:
+      return class_dir
+    if self.split == tfds.Split.VALIDATION:
+      return self.validation_labels[file_name]
+    return _TEST_LABEL
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -77,6 +102,88 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    return {
+        split: self._generate_examples(source)
+        for split, source in self._split_sources(dl_manager).items()
+    }
+
+  def _generate_examples(
+      self, source: SplitSource
+  ) -> Iterator[tuple[str, Mapping[str, object]]]:
+    """TFDS's standard path: one streaming pass, MD5 computed inline."""
+    check = source.check
+    fixed = {}
+    images = archives.iter_images(
+        check.path,
+        nested=source.nested,
+        on_bytes=check.update if check.needs_hashing else None,
+    )
+    for image in images:
+      data, reason = image_fixes.fix_image(image.data)
+      if reason:
+        fixed[image.file_name] = reason
+      yield image.file_name, {
+          'image': data,
+          'label': source.label(image.file_name, image.class_dir),
+          'file_name': image.file_name,
+      }
+    check.finish()  # Raises before anything is published if the MD5 is wrong.
+    self._record_split(source, fixed)
+
+  def _download_and_prepare(self, dl_manager, download_config) -> None:
+    start = time.monotonic()
+    if download_config.max_examples_per_split is not None:
+      path = 'TFDS generator (shuffler)'
+      super()._download_and_prepare(dl_manager, download_config)
+    else:
+      path = 'sharded'
+      self._generate_shards(self._split_sources(dl_manager))
+    stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
+    (self.data_path / BUILD_STATS_FILE).write_text(json.dumps(stats))
+
+  def _generate_shards(self, sources: Mapping[str, SplitSource]) -> None:
+    """The fast path: shards written once each, in parallel, MD5 alongside."""
+    writer = sharded_generation.ShardWriter(
+        self.info.features, self._example_writer()
+    )
+    with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
+      tasks = []
+      for split, source in sources.items():
+        members = archives.index_archive(source.check.path, nested=source.nested)
+        tasks += sharded_generation.plan_split(
+            split,
+            source.check.path,
+            members,
+            lambda m, source=source: source.label(m.file_name, m.class_dir),
+            self._get_filename_template(split),
+        )
+      image_bytes = sum(m.size for t in tasks for m in t.members)
+      results = sharded_generation.write_shards(
+          writer,
+          tasks,
+          sharded_generation.num_workers(image_bytes),
+          on_result=lambda _: hasher.raise_if_failed(),
+      )
+      hasher.wait()  # Raises before anything is published if an MD5 is wrong.
+    self.info.set_splits(
+        tfds.core.SplitDict([
+            sharded_generation.split_info(
+                split, results, self._get_filename_template(split)
+            )
+            for split in sources
+        ])
+    )
+    for split, source in sources.items():
+      fixed = {}
+      for result in results:
+        if result.split == split:
+          fixed.update(result.fixed_images)
+      self._record_split(source, fixed)
+
+  def _split_sources(
+      self, dl_manager: tfds.download.DownloadManager
+  ) -> dict[str, SplitSource]:
+    """The archives present, size-checked, with their label sources."""
     manual_dir = epath.Path(dl_manager.manual_dir)
     present = {
         split: manual_dir / name
@@ -103,44 +210,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if devkit:
         self.info.metadata['class_words'] = devkit.words_by_wnid
     return {
-        split: self._generate_examples(
-            split=split, check=check, validation_labels=validation_labels
-        )
+        split: SplitSource(split, check, validation_labels)
         for split, check in checks.items()
     }
 
-  def _generate_examples(
-      self,
-      split: str,
-      check: verification.ArchiveCheck,
-      validation_labels: labels.ValidationLabels | None,
-  ) -> Iterator[tuple[str, Mapping[str, object]]]:
-    fixed = {}
-    images = archives.iter_images(
-        check.path,
-        nested=split == tfds.Split.TRAIN,
-        on_bytes=check.update if check.needs_hashing else None,
-    )
-    for image in images:
-      if split == tfds.Split.TRAIN:
-        label = image.class_dir
-      elif split == tfds.Split.VALIDATION:
-        label = validation_labels[image.file_name]
-      else:
-        label = _TEST_LABEL
-      data, reason = image_fixes.fix_image(image.data)
-      if reason:
-        logging.info('Re-encoded %s to RGB JPEG: %s.', image.file_name, reason)
-        fixed[image.file_name] = reason
-      yield image.file_name, {
-          'image': data,
-          'label': label,
-          'file_name': image.file_name,
-      }
-    check.finish()  # Raises before anything is published if the MD5 is wrong.
+  def _record_split(self, source: SplitSource, fixed: Mapping[str, str]) -> None:
+    """Saves the split's fixed images and archive status in the metadata."""
+    for name, reason in fixed.items():
+      logging.info('Re-encoded %s to RGB JPEG: %s.', name, reason)
     metadata = self.info.metadata
-    metadata.setdefault('fixed_images', {})[split] = dict(sorted(fixed.items()))
-    metadata.setdefault('archives', {})[check.path.name] = {
-        'split': split,
-        **check.summary(),
+    metadata.setdefault('fixed_images', {})[source.split] = dict(
+        sorted(fixed.items())
+    )
+    metadata.setdefault('archives', {})[source.check.path.name] = {
+        'split': source.split,
+        **source.check.summary(),
     }

@@ -15,10 +15,12 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from etils import epath
+from tensorflow_datasets.core.utils import tqdm_utils
 
 VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
 EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
@@ -194,6 +196,57 @@ class ArchiveCheck:
 
   def _cache_entry(self, md5: str) -> dict[str, object]:
     return {'size': self.size, 'mtime': self._mtime, 'md5': md5}
+
+
+class BackgroundHasher:
+  """Hashes archives on a thread while shards are being written.
+
+  File reads and hashlib release the GIL, so the digest is computed on a
+  second core from its own sequential read. Use as a context manager; call
+  `raise_if_failed` now and then to stop early, and `wait` at the end.
+  """
+
+  def __init__(self, checks: Iterable[ArchiveCheck]):
+    self._checks = [c for c in checks if c.needs_hashing]
+    self._error: ChecksumError | None = None
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, name='md5', daemon=True)
+
+  def __enter__(self) -> BackgroundHasher:
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._stop.set()
+    self._thread.join()
+
+  def _run(self) -> None:
+    total = sum(check.size for check in self._checks)
+    with tqdm_utils.tqdm(
+        total=total, desc='Verifying MD5', unit='B', unit_scale=True, leave=False
+    ) as bar:
+      for check in self._checks:
+        with check.path.open('rb') as f:
+          while chunk := f.read(_HASH_CHUNK):
+            if self._stop.is_set():
+              return
+            check.update(chunk)
+            bar.update(len(chunk))
+        try:
+          check.finish()
+        except ChecksumError as e:
+          self._error = e
+          return
+
+  def raise_if_failed(self) -> None:
+    """Raises the first digest mismatch found so far, if any."""
+    if self._error:
+      raise self._error
+
+  def wait(self) -> None:
+    """Waits for every archive to be hashed; raises on a mismatch."""
+    self._thread.join()
+    self.raise_if_failed()
 
 
 def _size_and_mtime(path: epath.Path) -> tuple[int, float]:

@@ -1,0 +1,237 @@
+"""Writing each split shard by shard, every shard written once, in parallel.
+
+TFDS's generator path sends every example through its shuffler, which spills
+the whole dataset to temporary files before it writes the first shard. Here
+the order is decided up front instead: the archive's index (image byte
+ranges, sorted by file name) is put in a seeded random order and dealt into
+contiguous shards, and each shard is written by one worker that reads its
+images by offset. So there is no spill, memory holds one image per worker, and
+the output is globally shuffled and the same on every build.
+
+`write_shard` is the unit of work, for the local process pool here and for
+Beam workers alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from etils import epath
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core import naming
+from tensorflow_datasets.core import splits as splits_lib
+from tensorflow_datasets.core import writer as writer_lib
+from tensorflow_datasets.core.utils import shard_utils
+from tensorflow_datasets.core.utils import tqdm_utils
+
+from imagenet2012_local import archives
+from imagenet2012_local import image_fixes
+
+SHUFFLE_SEED = 2012
+WORKERS_ENV_VAR = 'IMAGENET2012_LOCAL_WORKERS'
+_MIN_BYTES_FOR_WORKERS = 256 << 20
+
+Label = str | int  # A wnid, or -1 for the unlabeled test split.
+
+
+class DuplicateImagesError(ValueError):
+  """Two images of one split have the same file name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+  """One output shard: which images, from where, in which order."""
+
+  split: str
+  index: int
+  path: str
+  archive: str
+  members: Sequence[archives.Member]
+  labels: Sequence[Label]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardResult:
+  """What writing one shard produced."""
+
+  split: str
+  index: int
+  num_examples: int
+  num_bytes: int
+  fixed_images: dict[str, str]  # file name -> why it was re-encoded
+
+
+def plan_split(
+    split: str,
+    archive: epath.PathLike,
+    members: Sequence[archives.Member],
+    label_of: Callable[[archives.Member], Label],
+    filename_template: naming.ShardedFileTemplate,
+) -> list[ShardTask]:
+  """Deals a split's images into shards in a seeded random order.
+
+  Sorting by file name first makes the order independent of how the tar
+  happens to list its members. The shard count follows TFDS's own policy.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  ordered = sorted(members, key=lambda m: m.file_name)
+  duplicates = sorted(
+      {a.file_name for a, b in zip(ordered, ordered[1:]) if a.file_name == b.file_name}
+  )
+  if duplicates:
+    raise DuplicateImagesError(
+        f'{archive} holds {len(duplicates):,} file names more than once, e.g.'
+        f' {", ".join(duplicates[:5])}. Each image must appear once per split:'
+        ' use the official archive, or remove the duplicates when re-packing.'
+    )
+  random.Random(SHUFFLE_SEED).shuffle(ordered)
+  labels = [label_of(m) for m in ordered]  # Label errors surface before writing.
+  num_shards = shard_utils.ShardConfig.calculate_number_shards(
+      total_size=sum(m.size for m in ordered), num_examples=len(ordered)
+  )
+  template = filename_template.replace(split=split)
+  bounds = [0, *shard_utils.get_shard_boundaries(len(ordered), num_shards)]
+  return [
+      ShardTask(
+          split=split,
+          index=i,
+          path=os.fspath(
+              template.sharded_filepath(shard_index=i, num_shards=num_shards)
+          ),
+          archive=os.fspath(archive),
+          members=ordered[start:end],
+          labels=labels[start:end],
+      )
+      for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
+  ]
+
+
+class ShardWriter:
+  """Encodes, serializes and writes shards with TFDS's own serializer and file format."""
+
+  def __init__(
+      self,
+      features: tfds.features.FeaturesDict,
+      example_writer: writer_lib.ExampleWriter,
+  ):
+    self._features = features
+    self._serializer = example_serializer.ExampleSerializer(
+        features.get_serialized_info()
+    )
+    self._example_writer = example_writer
+
+  def _serialize(self, example: Mapping[str, object]) -> bytes:
+    # Sorted map keys: protobuf's default order follows the process's string
+    # hash seed, which would make two builds' shards differ.
+    tf_example = self._serializer.get_tf_example(
+        self._features.encode_example(example)
+    )
+    return tf_example.SerializeToString(deterministic=True)
+
+  def write_shard(self, task: ShardTask) -> ShardResult:
+    """Writes one shard file, reading its images from the archive by offset."""
+    fixed: dict[str, str] = {}
+    count = 0
+
+    def serialized_examples() -> Iterator[tuple[str, bytes]]:
+      nonlocal count
+      with epath.Path(task.archive).open('rb') as archive:
+        for member, label in zip(task.members, task.labels):
+          data, reason = image_fixes.fix_image(
+              archives.read_member(archive, member)
+          )
+          if reason:
+            fixed[member.file_name] = reason
+          example = {'image': data, 'label': label, 'file_name': member.file_name}
+          count += 1
+          yield member.file_name, self._serialize(example)
+
+    self._example_writer.write(task.path, serialized_examples())
+    return ShardResult(
+        split=task.split,
+        index=task.index,
+        num_examples=count,
+        num_bytes=epath.Path(task.path).stat().length,
+        fixed_images=fixed,
+    )
+
+
+def split_info(
+    split: str,
+    results: Sequence[ShardResult],
+    filename_template: naming.ShardedFileTemplate,
+) -> splits_lib.SplitInfo:
+  """The TFDS split info of a split's written shards."""
+  written = sorted((r for r in results if r.split == split), key=lambda r: r.index)
+  return splits_lib.SplitInfo(
+      name=split,
+      shard_lengths=[r.num_examples for r in written],
+      num_bytes=sum(r.num_bytes for r in written),
+      filename_template=filename_template.replace(split=split),
+  )
+
+
+def num_workers(image_bytes: int) -> int:
+  """$IMAGENET2012_LOCAL_WORKERS if set, else one worker per core.
+
+  A worker costs seconds to start (it imports TensorFlow), so by default small
+  inputs are written in this process.
+  """
+  if os.environ.get(WORKERS_ENV_VAR):
+    return int(os.environ[WORKERS_ENV_VAR])
+  if image_bytes < _MIN_BYTES_FOR_WORKERS:
+    return 1
+  return os.cpu_count() or 1
+
+
+_worker: ShardWriter | None = None
+
+
+def _init_worker(writer: ShardWriter) -> None:
+  global _worker
+  _worker = writer
+
+
+def _write_in_worker(task: ShardTask) -> ShardResult:
+  return _worker.write_shard(task)
+
+
+def write_shards(
+    writer: ShardWriter,
+    tasks: Sequence[ShardTask],
+    workers: int,
+    on_result: Callable[[ShardResult], None] = lambda result: None,
+) -> list[ShardResult]:
+  """Writes all shards with `workers` processes; `on_result` runs after each.
+
+  Workers are spawned, not forked: TensorFlow's threads do not survive a fork.
+  """
+  results = []
+  with tqdm_utils.tqdm(
+      total=sum(len(t.members) for t in tasks),
+      desc='Writing shards',
+      unit=' examples',
+      leave=False,
+  ) as bar:
+
+    def collect(result: ShardResult) -> None:
+      results.append(result)
+      bar.update(result.num_examples)
+      on_result(result)
+
+    if workers <= 1:
+      for task in tasks:
+        collect(writer.write_shard(task))
+      return results
+    context = multiprocessing.get_context('spawn')
+    with context.Pool(workers, _init_worker, (writer,)) as pool:
+      for result in pool.imap_unordered(_write_in_worker, tasks):
+        collect(result)
+  return results
