@@ -40,16 +40,18 @@ class SplitSource:
   split: str
   check: verification.ArchiveCheck
   validation_labels: labels.ValidationLabels | None
+  class_label: tfds.features.ClassLabel
 
   @property
   def nested(self) -> bool:
     return self.split == tfds.Split.TRAIN
 
-  def label(self, file_name: str, class_dir: str | None) -> str | int:
+  def label(self, file_name: str, class_dir: str | None) -> int:
+    """The class index of an image; -1 in the test split."""
     if self.split == tfds.Split.TRAIN:
-      return class_dir
+      return self.class_label.str2int(class_dir)
     if self.split == tfds.Split.VALIDATION:
-      return self.validation_labels[file_name]
+      return self.class_label.str2int(self.validation_labels[file_name])
     return _TEST_LABEL
 
 
@@ -143,9 +145,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_shards(self, sources: Mapping[str, SplitSource]) -> None:
     """The fast path: shards written once each, in parallel, MD5 alongside."""
-    writer = sharded_generation.ShardWriter(
-        self.info.features, self._example_writer()
-    )
+    writer = sharded_generation.ShardWriter(self._example_writer())
     with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
       tasks = []
       for split, source in sources.items():
@@ -210,7 +210,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if devkit:
         self.info.metadata['class_words'] = devkit.words_by_wnid
     return {
-        split: SplitSource(split, check, validation_labels)
+        split: SplitSource(
+            split, check, validation_labels, self.info.features['label']
+        )
         for split, check in checks.items()
     }
 

@@ -18,11 +18,10 @@ import dataclasses
 import multiprocessing
 import os
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from etils import epath
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import naming
 from tensorflow_datasets.core import splits as splits_lib
 from tensorflow_datasets.core import writer as writer_lib
@@ -30,13 +29,14 @@ from tensorflow_datasets.core.utils import shard_utils
 from tensorflow_datasets.core.utils import tqdm_utils
 
 from imagenet2012_local import archives
+from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
+from imagenet2012_local import tfrecords
 
 SHUFFLE_SEED = 2012
 WORKERS_ENV_VAR = 'IMAGENET2012_LOCAL_WORKERS'
 _MIN_BYTES_FOR_WORKERS = 256 << 20
 
-Label = str | int  # A wnid, or -1 for the unlabeled test split.
 
 
 class DuplicateImagesError(ValueError):
@@ -52,7 +52,7 @@ class ShardTask:
   path: str
   archive: str
   members: Sequence[archives.Member]
-  labels: Sequence[Label]
+  labels: Sequence[int]  # Class indices; -1 for the unlabeled test split.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ def plan_split(
     split: str,
     archive: epath.PathLike,
     members: Sequence[archives.Member],
-    label_of: Callable[[archives.Member], Label],
+    label_of: Callable[[archives.Member], int],
     filename_template: naming.ShardedFileTemplate,
 ) -> list[ShardTask]:
   """Deals a split's images into shards in a seeded random order.
@@ -114,26 +114,10 @@ def plan_split(
 
 
 class ShardWriter:
-  """Encodes, serializes and writes shards with TFDS's own serializer and file format."""
+  """Writes shards in the dataset's file format: TFRecord directly, others via TFDS."""
 
-  def __init__(
-      self,
-      features: tfds.features.FeaturesDict,
-      example_writer: writer_lib.ExampleWriter,
-  ):
-    self._features = features
-    self._serializer = example_serializer.ExampleSerializer(
-        features.get_serialized_info()
-    )
+  def __init__(self, example_writer: writer_lib.ExampleWriter):
     self._example_writer = example_writer
-
-  def _serialize(self, example: Mapping[str, object]) -> bytes:
-    # Sorted map keys: protobuf's default order follows the process's string
-    # hash seed, which would make two builds' shards differ.
-    tf_example = self._serializer.get_tf_example(
-        self._features.encode_example(example)
-    )
-    return tf_example.SerializeToString(deterministic=True)
 
   def write_shard(self, task: ShardTask) -> ShardResult:
     """Writes one shard file, reading its images from the archive by offset."""
@@ -149,11 +133,15 @@ class ShardWriter:
           )
           if reason:
             fixed[member.file_name] = reason
-          example = {'image': data, 'label': label, 'file_name': member.file_name}
           count += 1
-          yield member.file_name, self._serialize(example)
+          yield member.file_name, example_encoding.serialize(
+              data, label, member.file_name
+          )
 
-    self._example_writer.write(task.path, serialized_examples())
+    if self._example_writer.file_format == file_adapters.FileFormat.TFRECORD:
+      tfrecords.write(task.path, (record for _, record in serialized_examples()))
+    else:
+      self._example_writer.write(task.path, serialized_examples())
     return ShardResult(
         split=task.split,
         index=task.index,
