@@ -11,9 +11,11 @@ Nothing is extracted to disk and no inner tar is held in memory. Two ways in:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from etils import epath
@@ -100,7 +102,7 @@ def _iter_inner(
     member: tarfile.TarInfo, fileobj: BinaryIO, archive: str
 ) -> Iterator[Image]:
   """Streams one `<wnid>.tar` of the train archive."""
-  wnid = _class_dir(member, archive)
+  wnid = _class_dir(member.name, archive)
   where = f'{archive}/{member.name}'
   try:
     with tarfile.open(fileobj=fileobj, mode='r|') as inner:
@@ -114,7 +116,7 @@ def index_archive(
     path: epath.PathLike,
     *,
     nested: bool,
-    on_progress: Callable[[int], None] | None = None,
+    map_fn: Callable[..., Iterable[list[Member]]] = map,
 ) -> list[Member]:
   """Every image of an archive with its byte range, in archive order.
 
@@ -123,39 +125,79 @@ def index_archive(
   Args:
     path: the archive; any path `epath` opens (local, gs://, ...).
     nested: True for the train layout (a tar of `<wnid>.tar`).
-    on_progress: called with the number of archive bytes covered so far.
+    map_fn: how to map `index_inner_tar` over the inner tars, in order: e.g. a
+      process pool's `imap`, since inner tars can be indexed in parallel.
   """
-  path = epath.Path(path)
-  members = []
+  top = _index_tar(epath.Path(path), start=0, size=None, class_dir=None)
+  if not nested:
+    return top
+  for inner in top:
+    _class_dir(inner.file_name, str(path))  # Fails before any work is spread.
+  indexed = map_fn(functools.partial(index_inner_tar, os.fspath(path)), top)
+  return [member for members in indexed for member in members]
+
+
+def index_inner_tar(path: str, inner: Member) -> list[Member]:
+  """The images of one `<wnid>.tar` member of the train archive."""
+  return _index_tar(
+      epath.Path(path),
+      start=inner.offset,
+      size=inner.size,
+      class_dir=_class_dir(inner.file_name, path),
+      where=f'{path}/{inner.file_name}',
+  )
+
+
+def _index_tar(
+    path: epath.Path,
+    start: int,
+    size: int | None,
+    class_dir: str | None,
+    where: str | None = None,
+) -> list[Member]:
+  """Regular-file members of the tar at [start, start + size) of `path`."""
+  where = where or str(path)
   with path.open('rb') as f:
+    view = f if size is None else _Slice(f, start, size)
     try:
-      with tarfile.open(fileobj=f, mode='r:') as tar:
-        for member in _files(tar, str(path)):
-          if nested:
-            members.extend(_index_inner(tar, member, str(path)))
-          else:
-            members.append(
-                Member(member.name, None, member.offset_data, member.size)
-            )
-          if on_progress:
-            on_progress(member.offset_data + member.size)
+      with tarfile.open(fileobj=view, mode='r:') as tar:
+        return [
+            Member(m.name, class_dir, start + m.offset_data, m.size)
+            for m in _files(tar, where)
+        ]
     except tarfile.TarError as e:
-      raise ArchiveError(f'{path} is not a readable tar archive: {e}') from e
-  return members
+      raise ArchiveError(f'{where} is not a readable tar archive: {e}') from e
 
 
-def _index_inner(
-    outer: tarfile.TarFile, member: tarfile.TarInfo, archive: str
-) -> Iterator[Member]:
-  wnid = _class_dir(member, archive)
-  where = f'{archive}/{member.name}'
-  try:
-    with tarfile.open(fileobj=outer.extractfile(member), mode='r:') as inner:
-      for image in _files(inner, where):
-        offset = member.offset_data + image.offset_data
-        yield Member(image.name, wnid, offset, image.size)
-  except tarfile.TarError as e:
-    raise ArchiveError(f'{where} is not a readable tar archive: {e}') from e
+class _Slice:
+  """A read-only, seekable view of [start, start + size) of a file.
+
+  An inner tar is read through it so that a damaged inner tar cannot run on
+  into the next member of the outer tar.
+  """
+
+  def __init__(self, f: BinaryIO, start: int, size: int):
+    self._f = f
+    self._start = start
+    self._size = size
+    self._pos = 0
+
+  def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}
+    self._pos = base[whence] + pos
+    return self._pos
+
+  def tell(self) -> int:
+    return self._pos
+
+  def read(self, size: int = -1) -> bytes:
+    end = self._size if size < 0 else min(self._size, self._pos + size)
+    if end <= self._pos:
+      return b''
+    self._f.seek(self._start + self._pos)
+    data = self._f.read(end - self._pos)
+    self._pos += len(data)
+    return data
 
 
 def read_member(archive: BinaryIO, member: Member) -> bytes:
@@ -172,14 +214,14 @@ def read_member(archive: BinaryIO, member: Member) -> bytes:
   return data
 
 
-def _class_dir(member: tarfile.TarInfo, archive: str) -> str:
+def _class_dir(name: str, archive: str) -> str:
   """The wnid of a train archive member `<wnid>.tar`."""
-  if not member.name.endswith('.tar'):
+  if not name.endswith('.tar'):
     raise ArchiveError(
-        f'{archive}: member {member.name!r} is not a <wnid>.tar; is this the'
+        f'{archive}: member {name!r} is not a <wnid>.tar; is this the'
         ' train archive ILSVRC2012_img_train.tar?'
     )
-  return member.name[: -len('.tar')]
+  return name[: -len('.tar')]
 
 
 def _files(tar: tarfile.TarFile, where: str) -> Iterator[tarfile.TarInfo]:

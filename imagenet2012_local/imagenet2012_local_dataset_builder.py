@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -145,11 +146,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_shards(self, sources: Mapping[str, SplitSource]) -> None:
     """The fast path: shards written once each, in parallel, MD5 alongside."""
-    writer = sharded_generation.ShardWriter(self._example_writer())
-    with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
+    checks = [source.check for source in sources.values()]
+    workers = sharded_generation.num_workers(sum(c.size for c in checks))
+    with (
+        verification.BackgroundHasher(checks) as hasher,
+        sharded_generation.Workers(workers) as pool,
+    ):
       tasks = []
       for split, source in sources.items():
-        members = archives.index_archive(source.check.path, nested=source.nested)
+        members = archives.index_archive(
+            source.check.path,
+            nested=source.nested,
+            map_fn=functools.partial(
+                pool.map_with_progress, desc=f'Indexing {split}', unit=' tars'
+            ),
+        )
         tasks += sharded_generation.plan_split(
             split,
             source.check.path,
@@ -157,11 +168,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             lambda m, source=source: source.label(m.file_name, m.class_dir),
             self._get_filename_template(split),
         )
-      image_bytes = sum(m.size for t in tasks for m in t.members)
       results = sharded_generation.write_shards(
-          writer,
+          sharded_generation.ShardWriter(self._example_writer()),
           tasks,
-          sharded_generation.num_workers(image_bytes),
+          pool,
           on_result=lambda _: hasher.raise_if_failed(),
       )
       hasher.wait()  # Raises before anything is published if an MD5 is wrong.

@@ -18,7 +18,8 @@ import dataclasses
 import multiprocessing
 import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from etils import epath
 from tensorflow_datasets.core import file_adapters
@@ -32,6 +33,9 @@ from imagenet2012_local import archives
 from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
 from imagenet2012_local import tfrecords
+
+_T = TypeVar('_T')
+_R = TypeVar('_R')
 
 SHUFFLE_SEED = 2012
 WORKERS_ENV_VAR = 'IMAGENET2012_LOCAL_WORKERS'
@@ -166,41 +170,68 @@ def split_info(
   )
 
 
-def num_workers(image_bytes: int) -> int:
+def num_workers(input_bytes: int) -> int:
   """$IMAGENET2012_LOCAL_WORKERS if set, else one worker per core.
 
-  A worker costs seconds to start (it imports TensorFlow), so by default small
-  inputs are written in this process.
+  A worker costs about a second to start, so by default small inputs are
+  written in this process.
   """
   if os.environ.get(WORKERS_ENV_VAR):
     return int(os.environ[WORKERS_ENV_VAR])
-  if image_bytes < _MIN_BYTES_FOR_WORKERS:
+  if input_bytes < _MIN_BYTES_FOR_WORKERS:
     return 1
   return os.cpu_count() or 1
 
 
-_worker: ShardWriter | None = None
+class Workers:
+  """A pool of worker processes, or this process alone when `count` is 1.
 
+  Workers are spawned, not forked: threads (TensorFlow's, the MD5 thread) do
+  not survive a fork.
+  """
 
-def _init_worker(writer: ShardWriter) -> None:
-  global _worker
-  _worker = writer
+  def __init__(self, count: int):
+    self.count = count
+    self._pool = None
 
+  def __enter__(self) -> Workers:
+    if self.count > 1:
+      self._pool = multiprocessing.get_context('spawn').Pool(self.count)
+    return self
 
-def _write_in_worker(task: ShardTask) -> ShardResult:
-  return _worker.write_shard(task)
+  def __exit__(self, *exc_info) -> None:
+    if self._pool:
+      self._pool.terminate()  # On success all work is done; on failure, stop it.
+      self._pool.join()
+
+  def map(
+      self, fn: Callable[[_T], _R], items: Iterable[_T], *, ordered: bool = True
+  ) -> Iterator[_R]:
+    """`fn` over `items` in the workers; results in order unless `ordered=False`."""
+    if not self._pool:
+      return map(fn, items)
+    if ordered:
+      return self._pool.imap(fn, items)
+    return self._pool.imap_unordered(fn, items)
+
+  def map_with_progress(
+      self, fn: Callable[[_T], _R], items: Sequence[_T], desc: str, unit: str
+  ) -> Iterator[_R]:
+    """`map`, in order, with a progress bar over the items."""
+    return iter(
+        tqdm_utils.tqdm(
+            self.map(fn, items), total=len(items), desc=desc, unit=unit, leave=False
+        )
+    )
 
 
 def write_shards(
     writer: ShardWriter,
     tasks: Sequence[ShardTask],
-    workers: int,
+    workers: Workers,
     on_result: Callable[[ShardResult], None] = lambda result: None,
 ) -> list[ShardResult]:
-  """Writes all shards with `workers` processes; `on_result` runs after each.
-
-  Workers are spawned, not forked: TensorFlow's threads do not survive a fork.
-  """
+  """Writes all shards in the workers; `on_result` runs after each one."""
   results = []
   with tqdm_utils.tqdm(
       total=sum(len(t.members) for t in tasks),
@@ -208,18 +239,8 @@ def write_shards(
       unit=' examples',
       leave=False,
   ) as bar:
-
-    def collect(result: ShardResult) -> None:
+    for result in workers.map(writer.write_shard, tasks, ordered=False):
       results.append(result)
       bar.update(result.num_examples)
       on_result(result)
-
-    if workers <= 1:
-      for task in tasks:
-        collect(writer.write_shard(task))
-      return results
-    context = multiprocessing.get_context('spawn')
-    with context.Pool(workers, _init_worker, (writer,)) as pool:
-      for result in pool.imap_unordered(_write_in_worker, tasks):
-        collect(result)
   return results

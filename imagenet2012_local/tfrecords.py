@@ -25,17 +25,38 @@ def masked_crc32c(data: bytes) -> int:
   return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
+FRAMING_BYTES = 16  # Length, its CRC and the record's CRC around each record.
+
+
+class Writer:
+  """Appends records to a new TFRecord file."""
+
+  def __init__(self, path: str | os.PathLike[str]):
+    self._file = epath.Path(path).open('wb')
+    self._offset = 0
+
+  def __enter__(self) -> Writer:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def write(self, record: bytes) -> int:
+    """Appends `record`; returns the offset where its framing starts."""
+    length = struct.pack('<Q', len(record))
+    self._file.write(length)
+    self._file.write(struct.pack('<I', masked_crc32c(length)))
+    self._file.write(record)
+    self._file.write(struct.pack('<I', masked_crc32c(record)))
+    offset = self._offset
+    self._offset += len(record) + FRAMING_BYTES
+    return offset
+
+  def close(self) -> None:
+    self._file.close()
+
+
 def write(path: str | os.PathLike[str], records: Iterable[bytes]) -> list[int]:
   """Writes `records` as a TFRecord file; returns each record's start offset."""
-  offsets = []
-  offset = 0
-  with epath.Path(path).open('wb') as f:
-    for record in records:
-      length = struct.pack('<Q', len(record))
-      f.write(length)
-      f.write(struct.pack('<I', masked_crc32c(length)))
-      f.write(record)
-      f.write(struct.pack('<I', masked_crc32c(record)))
-      offsets.append(offset)
-      offset += len(record) + 16
-  return offsets
+  with Writer(path) as writer:
+    return [writer.write(record) for record in records]
