@@ -15,6 +15,7 @@ Beam workers alike.
 from __future__ import annotations
 
 import dataclasses
+from concurrent import futures
 import multiprocessing
 import os
 import random
@@ -184,35 +185,38 @@ def num_workers(input_bytes: int) -> int:
 
 
 class Workers:
-  """A pool of worker processes, or this process alone when `count` is 1.
+  """Worker processes, or this process alone when `count` is 1.
 
   Workers are spawned, not forked: threads (TensorFlow's, the MD5 thread) do
-  not survive a fork.
+  not survive a fork. A worker that dies (killed for memory, say) fails the
+  build with BrokenProcessPool instead of leaving it waiting.
   """
 
   def __init__(self, count: int):
     self.count = count
-    self._pool = None
+    self._executor = None
 
   def __enter__(self) -> Workers:
     if self.count > 1:
-      self._pool = multiprocessing.get_context('spawn').Pool(self.count)
+      self._executor = futures.ProcessPoolExecutor(
+          self.count, mp_context=multiprocessing.get_context('spawn')
+      )
     return self
 
   def __exit__(self, *exc_info) -> None:
-    if self._pool:
-      self._pool.terminate()  # On success all work is done; on failure, stop it.
-      self._pool.join()
+    if self._executor:
+      self._executor.shutdown(wait=True, cancel_futures=True)
 
   def map(
       self, fn: Callable[[_T], _R], items: Iterable[_T], *, ordered: bool = True
   ) -> Iterator[_R]:
     """`fn` over `items` in the workers; results in order unless `ordered=False`."""
-    if not self._pool:
+    if not self._executor:
       return map(fn, items)
     if ordered:
-      return self._pool.imap(fn, items)
-    return self._pool.imap_unordered(fn, items)
+      return self._executor.map(fn, items)
+    pending = [self._executor.submit(fn, item) for item in items]
+    return (future.result() for future in futures.as_completed(pending))
 
   def map_with_progress(
       self, fn: Callable[[_T], _R], items: Sequence[_T], desc: str, unit: str

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import os
+import signal
 
 import pytest
 import tensorflow_datasets as tfds
@@ -119,3 +121,17 @@ def test_duplicate_file_names_are_an_error():
   members.append(members[1])
   with pytest.raises(sharded_generation.DuplicateImagesError, match='n00000000_1.JPEG'):
     _plan(members)
+
+
+def _die_on_three(x: int) -> int:
+  if x == 3:
+    os.kill(os.getpid(), signal.SIGKILL)  # As the kernel's OOM killer would.
+  return x
+
+
+def test_a_worker_that_dies_fails_the_build_instead_of_hanging():
+  from concurrent.futures.process import BrokenProcessPool
+
+  with pytest.raises(BrokenProcessPool):
+    with sharded_generation.Workers(2) as workers:
+      list(workers.map(_die_on_three, range(8), ordered=False))
