@@ -1,0 +1,175 @@
+"""Writes ImageNet-shaped benchmark archives of a chosen size, once per config.
+
+Images are realistic in size (~110 KB JPEGs, like real ImageNet) but cheap to
+make: a small pool is encoded once, and each member gets unique bytes by a JPEG
+comment segment carrying its name, so no two members are identical (which could
+flatter deduplicating or caching code) while still decoding as the same image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from imagenet2012_local import verification
+from imagenet2012_local.fake_archives import (
+    encode_image,
+    shuffled,
+    write_tar,
+    write_train_tar,
+)
+
+TRAIN_TAR = 'ILSVRC2012_img_train.tar'
+VAL_TAR = 'ILSVRC2012_img_val.tar'
+CHECKSUMS = 'checksums.tsv'
+_POOL_SIZE = 64
+# ImageNet photos average ~110 KB at roughly 400x350 to 500x400 pixels.
+# encode_image's smooth noise compresses better than photos, so quality 98
+# over these sizes is what brings the pool's mean to ~110 KB.
+_WIDTHS = (400, 560)
+_HEIGHTS = (340, 440)
+_QUALITY = 98
+_SOI = b'\xff\xd8'
+_COM = b'\xff\xfe'
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveSet:
+  """A directory of benchmark archives and what is in them."""
+
+  directory: Path
+  classes: int
+  images_per_class: int
+  val_images: int
+
+  @property
+  def train(self) -> Path:
+    return self.directory / TRAIN_TAR
+
+  @property
+  def val(self) -> Path:
+    return self.directory / VAL_TAR
+
+  @property
+  def checksums(self) -> Path:
+    return self.directory / CHECKSUMS
+
+  @property
+  def num_images(self) -> int:
+    return self.classes * self.images_per_class + self.val_images
+
+  @property
+  def num_bytes(self) -> int:
+    return self.train.stat().st_size + self.val.stat().st_size
+
+
+def archive_name(
+    classes: int, images_per_class: int, val: int, seed: int
+) -> str:
+  """The directory name that identifies one archive configuration."""
+  return f'archives-{classes}x{images_per_class}-{val}-s{seed}'
+
+
+def with_comment(jpeg: bytes, comment: str) -> bytes:
+  """`jpeg` with a COM segment holding `comment` right after the SOI marker."""
+  if not jpeg.startswith(_SOI):
+    raise ValueError('not a JPEG: no SOI marker')
+  payload = comment.encode()
+  # The segment length counts its own two bytes but not the marker.
+  length = (len(payload) + 2).to_bytes(2, 'big')
+  return _SOI + _COM + length + payload + jpeg[len(_SOI) :]
+
+
+def _image_pool(seed: int) -> list[bytes]:
+  rng = np.random.default_rng(seed)
+  return [
+      encode_image(
+          rng,
+          int(rng.integers(*_WIDTHS, endpoint=True)),
+          int(rng.integers(*_HEIGHTS, endpoint=True)),
+          quality=_QUALITY,
+      )
+      for _ in range(_POOL_SIZE)
+  ]
+
+
+def _member(pool: list[bytes], name: str) -> tuple[str, bytes]:
+  # Picked by name, so a member's bytes do not depend on the writing order.
+  return name, with_comment(pool[zlib.crc32(name.encode()) % len(pool)], name)
+
+
+def _class_images(
+    pool: list[bytes], wnid: str, count: int
+) -> Iterator[tuple[str, bytes]]:
+  return (_member(pool, f'{wnid}_{n}.JPEG') for n in range(1, count + 1))
+
+
+def ensure_archives(
+    workdir: Path, classes: int, images_per_class: int, val: int, seed: int
+) -> ArchiveSet:
+  """Returns the archive set for this config, writing it first if needed.
+
+  Everything is written under a `.partial` name and renamed only once complete
+  (checksum table included), so an interrupted write is never reused.
+
+  Args:
+    workdir: Where archive directories live.
+    classes: Number of train classes, a seeded sample of the 1,000 wnids.
+    images_per_class: Train images per class.
+    val: Validation images, numbered 1..val.
+    seed: Makes the images, class sample and member order reproducible.
+
+  Returns:
+    The complete archive set.
+  """
+  final = workdir / archive_name(classes, images_per_class, val, seed)
+  result = ArchiveSet(final, classes, images_per_class, val)
+  if final.is_dir():
+    print(f'Reusing archives in {final}')
+    return result
+  partial = final.with_name(final.name + '.partial')
+  shutil.rmtree(partial, ignore_errors=True)
+  partial.mkdir(parents=True)
+
+  start = time.perf_counter()
+  pool = _image_pool(seed)
+  print(
+      f'Encoded {len(pool)} pool images, mean'
+      f' {np.mean([len(p) for p in pool]) / 1e3:.0f} KB.'
+  )
+  all_wnids = tfds.core.tfds_path(
+      'datasets/imagenet2012/labels.txt'
+  ).read_text().split()
+  wnids = sorted(random.Random(seed).sample(all_wnids, classes))
+  write_train_tar(
+      partial / TRAIN_TAR,
+      {w: _class_images(pool, w, images_per_class) for w in wnids},
+      seed,
+  )
+  val_names = (f'ILSVRC2012_val_{n:08d}.JPEG' for n in range(1, val + 1))
+  write_tar(
+      partial / VAL_TAR, (_member(pool, n) for n in shuffled(val_names, seed))
+  )
+  written = sum(f.stat().st_size for f in partial.iterdir())
+  elapsed = time.perf_counter() - start
+  print(
+      f'Wrote {written / 1e9:.2f} GB in {elapsed:.1f} s'
+      f' ({written / 1e6 / elapsed:.0f} MB/s).'
+  )
+  start = time.perf_counter()
+  verification.write_table(
+      partial / CHECKSUMS,
+      [partial / TRAIN_TAR, partial / VAL_TAR],
+      f'Benchmark archives {final.name}, written by bench/archives.py.',
+  )
+  print(f'Wrote {CHECKSUMS} in {time.perf_counter() - start:.1f} s.')
+  partial.rename(final)
+  return result

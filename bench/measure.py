@@ -1,0 +1,161 @@
+"""Runs one command and samples its process tree and output directory.
+
+Sampling (every ~0.1 s) gives peak RSS of the whole tree and peak bytes under
+the data dir. Bytes read and written come from the kernel's per-process
+`rchar` and `wchar` counters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+_INTERVAL_S = 0.1
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What one run of one command measured."""
+
+  returncode: int
+  timed_out: bool
+  wall_s: float
+  peak_rss_bytes: int
+  peak_dir_bytes: int
+  final_dir_bytes: int
+  read_chars: int
+  write_chars: int
+  log_tail: str
+
+  @property
+  def temp_bytes(self) -> int:
+    """Disk used during the run beyond what was left at the end."""
+    return self.peak_dir_bytes - self.final_dir_bytes
+
+
+def dir_bytes(path: Path) -> int:
+  """Total size of the files under `path`, tolerant of files vanishing."""
+  total = 0
+  for root, _, files in os.walk(path):
+    for name in files:
+      try:
+        total += os.lstat(os.path.join(root, name)).st_size
+      except FileNotFoundError:  # Renamed or deleted by the run meanwhile.
+        pass
+  return total
+
+
+def _descendants_sample(
+    root: psutil.Process,
+) -> tuple[int, list[psutil.Process]]:
+  """(summed RSS, processes) of root's live descendants, root excluded."""
+  rss = 0
+  alive = []
+  for proc in root.children(recursive=True):
+    try:
+      rss += proc.memory_info().rss
+      alive.append(proc)
+    except psutil.NoSuchProcess:
+      pass
+  return rss, alive
+
+
+def _tree_io(
+    root: psutil.Process, last_seen: list[psutil.Process]
+) -> tuple[int, int]:
+  """(rchar, wchar) of the tree, once `root` has exited but is not reaped.
+
+  The kernel adds a reaped child's I/O counters to its parent's, so the root's
+  counters cover every descendant reaped inside the tree; descendants still
+  alive were orphaned, and are added.
+  """
+  counters = root.io_counters()
+  read_chars, write_chars = counters.read_chars, counters.write_chars
+  for proc in last_seen:
+    try:
+      counters = proc.io_counters()
+    except psutil.NoSuchProcess:  # Reaped: already in an ancestor's counter.
+      continue
+    read_chars += counters.read_chars
+    write_chars += counters.write_chars
+  return read_chars, write_chars
+
+
+def _kill(procs: list[psutil.Process]) -> None:
+  for proc in procs:
+    try:
+      proc.kill()
+    except psutil.NoSuchProcess:
+      pass
+
+
+def _exited(pid: int) -> bool:
+  """Whether `pid` has exited, leaving it unreaped so /proc still shows it."""
+  flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+  return os.waitid(os.P_PID, pid, flags) is not None
+
+
+def run_and_measure(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    data_dir: Path,
+    log_path: Path,
+    timeout_s: float | None = None,
+) -> RunResult:
+  """Runs `argv` to completion, sampling it every ~0.1 s.
+
+  Args:
+    argv: The command.
+    env: Its full environment.
+    data_dir: The directory whose size is tracked (its peak and final size).
+    log_path: Where the command's stdout and stderr go.
+    timeout_s: After this long the whole tree is killed (a hung worker pool
+      would otherwise stall every later run).
+
+  Returns:
+    The measurements; a failed command is reported through `returncode`.
+  """
+  peak_rss = peak_dir = 0
+  with open(log_path, 'wb') as log:
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=dict(env), stdout=log, stderr=log)
+    root = psutil.Process(proc.pid)
+    descendants: list[psutil.Process] = []
+    timed_out = False
+    while not _exited(proc.pid):
+      overdue = timeout_s and time.perf_counter() - start > timeout_s
+      if overdue and not timed_out:
+        timed_out = True
+        _kill(root.children(recursive=True) + [root])
+      root_rss = root.memory_info().rss
+      child_rss, descendants = _descendants_sample(root)
+      peak_rss = max(peak_rss, root_rss + child_rss)
+      peak_dir = max(peak_dir, dir_bytes(data_dir))
+      time.sleep(_INTERVAL_S)
+    wall = time.perf_counter() - start
+    read_chars, write_chars = _tree_io(root, descendants)
+    returncode = proc.wait()
+  final_dir = dir_bytes(data_dir)
+  return RunResult(
+      returncode=returncode,
+      timed_out=timed_out,
+      wall_s=wall,
+      peak_rss_bytes=peak_rss,
+      peak_dir_bytes=max(peak_dir, final_dir),
+      final_dir_bytes=final_dir,
+      read_chars=read_chars,
+      write_chars=write_chars,
+      log_tail=_tail(log_path),
+  )
+
+
+def _tail(path: Path, num_bytes: int = 4000) -> str:
+  with open(path, 'rb') as f:
+    f.seek(max(0, path.stat().st_size - num_bytes))
+    return f.read().decode(errors='replace')
