@@ -1,14 +1,18 @@
 """Runs one command and samples its process tree and output directory.
 
-Sampling (every ~0.1 s) gives peak RSS of the whole tree and peak bytes under
-the data dir. Bytes read and written come from the kernel's per-process
-`rchar` and `wchar` counters.
+Sampling (every ~0.1 s) gives peak RSS of the whole tree and the files under
+the data dir. Temporary disk is, at each sample, the bytes of files that are
+not part of the final output (after undoing TFDS's rename of its
+`incomplete.*` folder); its peak counts spill files even when they are deleted
+while the output grows. Bytes read and written come from the kernel's
+per-process `rchar` and `wchar` counters.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +21,8 @@ from pathlib import Path
 import psutil
 
 _INTERVAL_S = 0.1
+# TFDS writes into `incomplete.<random>_<version>/` and renames it at the end.
+_INCOMPLETE_PREFIX = re.compile(r'incomplete\.[A-Za-z0-9]+_')
 
 
 @dataclasses.dataclass
@@ -29,26 +35,23 @@ class RunResult:
   peak_rss_bytes: int
   peak_dir_bytes: int
   final_dir_bytes: int
+  temp_bytes: int  # Peak bytes of files that are not in the final output.
   read_chars: int
   write_chars: int
   log_tail: str
 
-  @property
-  def temp_bytes(self) -> int:
-    """Disk used during the run beyond what was left at the end."""
-    return self.peak_dir_bytes - self.final_dir_bytes
-
-
-def dir_bytes(path: Path) -> int:
-  """Total size of the files under `path`, tolerant of files vanishing."""
-  total = 0
+def file_sizes(path: Path) -> dict[str, int]:
+  """Size of each file under `path`, by path with TFDS's staging rename undone."""
+  sizes = {}
   for root, _, files in os.walk(path):
     for name in files:
+      full = os.path.join(root, name)
       try:
-        total += os.lstat(os.path.join(root, name)).st_size
+        size = os.lstat(full).st_size
       except FileNotFoundError:  # Renamed or deleted by the run meanwhile.
-        pass
-  return total
+        continue
+      sizes[_INCOMPLETE_PREFIX.sub('', os.path.relpath(full, path))] = size
+  return sizes
 
 
 def _descendants_sample(
@@ -121,7 +124,8 @@ def run_and_measure(
   Returns:
     The measurements; a failed command is reported through `returncode`.
   """
-  peak_rss = peak_dir = 0
+  peak_rss = 0
+  samples: list[dict[str, int]] = []
   with open(log_path, 'wb') as log:
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=dict(env), stdout=log, stderr=log)
@@ -136,19 +140,24 @@ def run_and_measure(
       root_rss = root.memory_info().rss
       child_rss, descendants = _descendants_sample(root)
       peak_rss = max(peak_rss, root_rss + child_rss)
-      peak_dir = max(peak_dir, dir_bytes(data_dir))
+      samples.append(file_sizes(data_dir))
       time.sleep(_INTERVAL_S)
     wall = time.perf_counter() - start
     read_chars, write_chars = _tree_io(root, descendants)
     returncode = proc.wait()
-  final_dir = dir_bytes(data_dir)
+  final = file_sizes(data_dir)
+  samples.append(final)
   return RunResult(
       returncode=returncode,
       timed_out=timed_out,
       wall_s=wall,
       peak_rss_bytes=peak_rss,
-      peak_dir_bytes=max(peak_dir, final_dir),
-      final_dir_bytes=final_dir,
+      peak_dir_bytes=max(sum(sample.values()) for sample in samples),
+      final_dir_bytes=sum(final.values()),
+      temp_bytes=max(
+          sum(size for name, size in sample.items() if name not in final)
+          for sample in samples
+      ),
       read_chars=read_chars,
       write_chars=write_chars,
       log_tail=_tail(log_path),

@@ -144,21 +144,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
     (self.data_path / BUILD_STATS_FILE).write_text(json.dumps(stats))
 
-  def _generate_shards(self, sources: Mapping[str, SplitSource]) -> None:
-    """The fast path: shards written once each, in parallel, MD5 alongside."""
-    checks = [source.check for source in sources.values()]
-    workers = sharded_generation.num_workers(sum(c.size for c in checks))
-    with (
-        verification.BackgroundHasher(checks) as hasher,
-        sharded_generation.Workers(workers) as pool,
-    ):
+  def _generate_shards(
+      self,
+      sources: Mapping[str, SplitSource],
+      map_fn: sharded_generation.MapFn = map,
+  ) -> None:
+    """The fast path: shards written once each, MD5 computed alongside.
+
+    Args:
+      sources: the splits to build.
+      map_fn: runs indexing and shard writing; builtin `map` runs them here,
+        one after another.
+    """
+    with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
       tasks = []
       for split, source in sources.items():
         members = archives.index_archive(
             source.check.path,
             nested=source.nested,
             map_fn=functools.partial(
-                pool.map_with_progress, desc=f'Indexing {split}', unit=' tars'
+                sharded_generation.progress_map,
+                desc=f'Indexing {split}',
+                unit=' tars',
+                map_fn=map_fn,
             ),
         )
         tasks += sharded_generation.plan_split(
@@ -171,7 +179,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       results = sharded_generation.write_shards(
           sharded_generation.ShardWriter(self._example_writer()),
           tasks,
-          pool,
+          map_fn,
           on_result=lambda _: hasher.raise_if_failed(),
       )
       hasher.wait()  # Raises before anything is published if an MD5 is wrong.

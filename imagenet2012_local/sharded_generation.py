@@ -8,15 +8,15 @@ contiguous shards, and each shard is written by one worker that reads its
 images by offset. So there is no spill, memory holds one image per worker, and
 the output is globally shuffled and the same on every build.
 
-`write_shard` is the unit of work, for the local process pool here and for
-Beam workers alike.
+Writing is bound by disk and memory bandwidth, not by the CPU: one process
+writes as fast as several on one machine, while the MD5 check runs on a second
+core. `write_shard` is the unit of work, run here one shard after another or
+in parallel by Beam workers: anything with `map`'s signature (`MapFn`) runs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent import futures
-import multiprocessing
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,8 +39,9 @@ _T = TypeVar('_T')
 _R = TypeVar('_R')
 
 SHUFFLE_SEED = 2012
-WORKERS_ENV_VAR = 'IMAGENET2012_LOCAL_WORKERS'
-_MIN_BYTES_FOR_WORKERS = 256 << 20
+
+# Applies a function to each item, results in item order, like builtin `map`.
+MapFn = Callable[[Callable[[_T], _R], Iterable[_T]], Iterable[_R]]
 
 
 
@@ -171,80 +172,32 @@ def split_info(
   )
 
 
-def num_workers(input_bytes: int) -> int:
-  """$IMAGENET2012_LOCAL_WORKERS if set, else one worker per core.
-
-  A worker costs about a second to start, so by default small inputs are
-  written in this process.
-  """
-  if os.environ.get(WORKERS_ENV_VAR):
-    return int(os.environ[WORKERS_ENV_VAR])
-  if input_bytes < _MIN_BYTES_FOR_WORKERS:
-    return 1
-  return os.cpu_count() or 1
-
-
-class Workers:
-  """Worker processes, or this process alone when `count` is 1.
-
-  Workers are spawned, not forked: threads (TensorFlow's, the MD5 thread) do
-  not survive a fork. A worker that dies (killed for memory, say) fails the
-  build with BrokenProcessPool instead of leaving it waiting.
-  """
-
-  def __init__(self, count: int):
-    self.count = count
-    self._executor = None
-
-  def __enter__(self) -> Workers:
-    if self.count > 1:
-      self._executor = futures.ProcessPoolExecutor(
-          self.count, mp_context=multiprocessing.get_context('spawn')
+def progress_map(
+    fn: Callable[[_T], _R],
+    items: Sequence[_T],
+    desc: str,
+    unit: str,
+    map_fn: MapFn = map,
+) -> Iterator[_R]:
+  """`map_fn(fn, items)` with a progress bar (rate, ETA) over the items."""
+  return iter(
+      tqdm_utils.tqdm(
+          map_fn(fn, items), total=len(items), desc=desc, unit=unit, leave=False
       )
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    if self._executor:
-      self._executor.shutdown(wait=True, cancel_futures=True)
-
-  def map(
-      self, fn: Callable[[_T], _R], items: Iterable[_T], *, ordered: bool = True
-  ) -> Iterator[_R]:
-    """`fn` over `items` in the workers; results in order unless `ordered=False`."""
-    if not self._executor:
-      return map(fn, items)
-    if ordered:
-      return self._executor.map(fn, items)
-    pending = [self._executor.submit(fn, item) for item in items]
-    return (future.result() for future in futures.as_completed(pending))
-
-  def map_with_progress(
-      self, fn: Callable[[_T], _R], items: Sequence[_T], desc: str, unit: str
-  ) -> Iterator[_R]:
-    """`map`, in order, with a progress bar over the items."""
-    return iter(
-        tqdm_utils.tqdm(
-            self.map(fn, items), total=len(items), desc=desc, unit=unit, leave=False
-        )
-    )
+  )
 
 
 def write_shards(
     writer: ShardWriter,
     tasks: Sequence[ShardTask],
-    workers: Workers,
+    map_fn: MapFn = map,
     on_result: Callable[[ShardResult], None] = lambda result: None,
 ) -> list[ShardResult]:
-  """Writes all shards in the workers; `on_result` runs after each one."""
+  """Writes all shards through `map_fn`; `on_result` runs after each one."""
   results = []
-  with tqdm_utils.tqdm(
-      total=sum(len(t.members) for t in tasks),
-      desc='Writing shards',
-      unit=' examples',
-      leave=False,
-  ) as bar:
-    for result in workers.map(writer.write_shard, tasks, ordered=False):
-      results.append(result)
-      bar.update(result.num_examples)
-      on_result(result)
+  for result in progress_map(
+      writer.write_shard, tasks, 'Writing shards', ' shards', map_fn
+  ):
+    results.append(result)
+    on_result(result)
   return results

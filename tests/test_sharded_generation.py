@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
-import signal
 
 import pytest
 import tensorflow_datasets as tfds
@@ -64,12 +62,6 @@ def test_standard_path_also_fails_on_a_wrong_md5(tmp_path):
     _standard_build(manual, tmp_path / 'data')
 
 
-def test_worker_processes_write_the_same_bytes(dummy_build, tmp_path, monkeypatch):
-  monkeypatch.setenv(sharded_generation.WORKERS_ENV_VAR, '2')
-  build(DUMMY_DIR, tmp_path)
-  assert _files(tmp_path) == _files(dummy_build)
-
-
 def test_two_builds_are_byte_identical(dummy_build, tmp_path):
   build(DUMMY_DIR, tmp_path)
   files = _files(tmp_path)
@@ -122,16 +114,3 @@ def test_duplicate_file_names_are_an_error():
   with pytest.raises(sharded_generation.DuplicateImagesError, match='n00000000_1.JPEG'):
     _plan(members)
 
-
-def _die_on_three(x: int) -> int:
-  if x == 3:
-    os.kill(os.getpid(), signal.SIGKILL)  # As the kernel's OOM killer would.
-  return x
-
-
-def test_a_worker_that_dies_fails_the_build_instead_of_hanging():
-  from concurrent.futures.process import BrokenProcessPool
-
-  with pytest.raises(BrokenProcessPool):
-    with sharded_generation.Workers(2) as workers:
-      list(workers.map(_die_on_three, range(8), ordered=False))
