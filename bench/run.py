@@ -86,6 +86,24 @@ VARIANTS = {
 }
 
 
+def _on_beam(variant: Variant, workers: int) -> Variant:
+  """`variant` run as a Beam pipeline on `workers` local worker processes."""
+  # FnApiRunner, the DirectRunner's batch engine, named so that the DirectRunner
+  # does not try Prism instead (downloaded, in-process, ignores direct_*).
+  options = (
+      'runner=FnApiRunner,direct_running_mode=multi_processing,'
+      f'direct_num_workers={workers}'
+  )
+  return dataclasses.replace(
+      variant, argv=(*variant.argv, f'--beam_pipeline_options={options}')
+  )
+
+
+VARIANTS.update(
+    {f'ours-beam-{n}': _on_beam(VARIANTS['ours-noverify'], n) for n in (1, 2)}
+)
+
+
 def _environment(
     variant: Variant, fields: Mapping[str, str]
 ) -> dict[str, str]:

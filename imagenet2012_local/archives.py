@@ -6,6 +6,17 @@ Nothing is extracted to disk and no inner tar is held in memory. Two ways in:
   which is how the MD5 gate sees the archive without a second pass.
 - `index_archive` reads only the tar headers and returns each image's byte
   range, so shards can be written in any order by reading images by offset.
+
+Both check every tar (the archive and each inner train tar) as they read it, so
+a damaged archive fails, naming the archive, the member and the byte where it
+broke, instead of giving a smaller dataset:
+- its size must be a multiple of tar's 512-byte block;
+- its member list must end with tar's end-of-archive marker (a zero block),
+  followed by nothing but zero padding: Python's tarfile stops without a word
+  at a damaged header or at a cut that falls between two members;
+- its members follow the rule of `_TarView._members`: directories, links and
+  other non-files, and hidden files (`.DS_Store`), are skipped and reported;
+  every other member must be named exactly like the archive's images.
 """
 
 from __future__ import annotations
@@ -14,19 +25,52 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import BinaryIO
 
 from etils import epath
 
 _READ_SIZE = 1 << 20  # Large reads: tarfile's 10 KiB default costs ~14M calls on ImageNet.
+BLOCK_SIZE = tarfile.BLOCKSIZE
+# Zero padding allowed after the end-of-archive marker: tar pads to 10 KiB
+# records (64 KiB allows blocking factors up to 128); more means a zero block
+# inside the data, e.g. where a preallocated download stopped.
+_MAX_END_PADDING = 64 << 10
+DOWNLOAD_PAGE = 'https://image-net.org/download-images'
 
 _log = logging.getLogger(__name__)
 
 
 class ArchiveError(Exception):
   """An archive is not a readable ImageNet tar."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Naming:
+  """How the members of an archive are named: a pattern, and its shape in words."""
+
+  pattern: re.Pattern[str]
+  shape: str
+
+  def matches(self, name: str) -> bool:
+    return self.pattern.fullmatch(name) is not None
+
+
+# ImageNet's own names: the only members an archive's split is built from.
+CLASS_TARS = Naming(re.compile(r'n\d{8}\.tar'), '<wnid>.tar')
+TRAIN_IMAGES = Naming(re.compile(r'n\d{8}_\d+\.JPEG'), '<wnid>_<n>.JPEG')
+VALIDATION_IMAGES = Naming(
+    re.compile(r'ILSVRC2012_val_(\d{8})\.JPEG'), 'ILSVRC2012_val_<8 digits>.JPEG'
+)
+TEST_IMAGES = Naming(
+    re.compile(r'ILSVRC2012_test_\d{8}\.JPEG'), 'ILSVRC2012_test_<8 digits>.JPEG'
+)
+_FLAT_IMAGES = Naming(
+    re.compile(r'ILSVRC2012_(?:val|test)_\d{8}\.JPEG'),
+    f'{VALIDATION_IMAGES.shape} or {TEST_IMAGES.shape}',
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +110,34 @@ class _ObservedReader:
       pass
 
 
+def check_tar_size(path: epath.PathLike, size: int) -> None:
+  """Fails unless `size` is a whole number of tar blocks: a cheap first check.
+
+  Raises:
+    ArchiveError: the file cannot be a complete tar.
+  """
+  path = epath.Path(path)
+  with path.open('rb') as f:
+    _check_size(str(path), path.name, size, f)
+
+
+def _check_size(where: str, archive_name: str, size: int, f: BinaryIO) -> None:
+  """`check_tar_size` for the tar of `size` bytes that `f` is positioned at."""
+  if size % BLOCK_SIZE:
+    raise ArchiveError(
+        f'{where} is {size:,} bytes, not a multiple of {BLOCK_SIZE}, so it is'
+        f' not a whole tar archive{_what_it_looks_like(f.read(BLOCK_SIZE))}.\n'
+        + _download_again(archive_name)
+    )
+
+
 def iter_images(
     path: epath.PathLike,
     *,
     nested: bool,
+    image_names: Naming | None = None,
     on_bytes: Callable[[bytes], None] | None = None,
+    skipped: MutableMapping[str, str] | None = None,
 ) -> Iterator[Image]:
   """Yields every image of an archive in archive order.
 
@@ -78,45 +145,52 @@ def iter_images(
     path: the archive; any path `epath` opens (local, gs://, ...).
     nested: True for the train layout (a tar of `<wnid>.tar`), False for a flat
       tar of images (validation, test).
+    image_names: how images must be named; default ImageNet's names.
     on_bytes: called with every byte of the archive, in order, exactly once;
       only when the iteration runs to the end does it see the whole file.
+    skipped: receives {member: why} for each member skipped as not an image.
+
+  Raises:
+    ArchiveError: the archive is damaged or holds a member of an unknown name.
   """
   path = epath.Path(path)
-  with path.open('rb') as raw:
+  image_names = _default_naming(nested, image_names)
+  skipped = {} if skipped is None else skipped
+  count = 0
+  # `raw` is read front to back; `lookup` by offset, to check the tars' ends.
+  with path.open('rb') as raw, path.open('rb') as lookup:
     reader = _ObservedReader(raw, on_bytes) if on_bytes else raw
-    try:
-      with tarfile.open(fileobj=reader, mode='r|', bufsize=_READ_SIZE) as tar:
-        for member in _files(tar, str(path)):
-          fileobj = tar.extractfile(member)
-          if nested:
-            yield from _iter_inner(member, fileobj, str(path))
-          else:
-            yield Image(member.name, fileobj.read(), class_dir=None)
-    except tarfile.TarError as e:
-      raise ArchiveError(f'{path} is not a readable tar archive: {e}') from e
+    outer = _TarView(
+        path,
+        lookup,
+        start=0,
+        size=path.stat().length,
+        naming=CLASS_TARS if nested else image_names,
+        skipped=skipped,
+    )
+    for member, fileobj in outer.stream(reader):
+      if not nested:
+        count += 1
+        yield Image(member.name, outer.read(fileobj, member), class_dir=None)
+        continue
+      inner = outer.inner(member, image_names)
+      for image, image_file in inner.stream(fileobj):
+        count += 1
+        yield Image(
+            image.name, inner.read(image_file, image), class_dir=inner.class_dir
+        )
     if on_bytes:
       reader.drain()
-
-
-def _iter_inner(
-    member: tarfile.TarInfo, fileobj: BinaryIO, archive: str
-) -> Iterator[Image]:
-  """Streams one `<wnid>.tar` of the train archive."""
-  wnid = _class_dir(member.name, archive)
-  where = f'{archive}/{member.name}'
-  try:
-    with tarfile.open(fileobj=fileobj, mode='r|') as inner:
-      for image in _files(inner, where):
-        yield Image(image.name, inner.extractfile(image).read(), class_dir=wnid)
-  except tarfile.TarError as e:
-    raise ArchiveError(f'{where} is not a readable tar archive: {e}') from e
+  _finish(path, image_names, count, skipped)
 
 
 def index_archive(
     path: epath.PathLike,
     *,
     nested: bool,
-    map_fn: Callable[..., Iterable[list[Member]]] = map,
+    image_names: Naming | None = None,
+    skipped: MutableMapping[str, str] | None = None,
+    map_fn: Callable[..., Iterable[tuple[list[Member], dict[str, str]]]] = map,
 ) -> list[Member]:
   """Every image of an archive with its byte range, in archive order.
 
@@ -125,48 +199,239 @@ def index_archive(
   Args:
     path: the archive; any path `epath` opens (local, gs://, ...).
     nested: True for the train layout (a tar of `<wnid>.tar`).
+    image_names: how images must be named; default ImageNet's names.
+    skipped: receives {member: why} for each member skipped as not an image.
     map_fn: how to map `index_inner_tar` over the inner tars, in order: e.g. a
       process pool's `imap`, since inner tars can be indexed in parallel.
+
+  Raises:
+    ArchiveError: the archive is damaged or holds a member of an unknown name.
   """
-  top = _index_tar(epath.Path(path), start=0, size=None, class_dir=None)
-  if not nested:
-    return top
-  for inner in top:
-    _class_dir(inner.file_name, str(path))  # Fails before any work is spread.
-  indexed = map_fn(functools.partial(index_inner_tar, os.fspath(path)), top)
-  return [member for members in indexed for member in members]
+  path = epath.Path(path)
+  image_names = _default_naming(nested, image_names)
+  skipped = {} if skipped is None else skipped
+  members, top_skipped = _index_tar(
+      path, 0, path.stat().length, CLASS_TARS if nested else image_names
+  )
+  skipped.update(top_skipped)
+  if nested:
+    inner_tars, members = members, []
+    for images, inner_skipped in map_fn(
+        functools.partial(index_inner_tar, os.fspath(path), image_names=image_names),
+        inner_tars,
+    ):
+      members += images
+      skipped.update(inner_skipped)
+  _finish(path, image_names, len(members), skipped)
+  return members
 
 
-def index_inner_tar(path: str, inner: Member) -> list[Member]:
-  """The images of one `<wnid>.tar` member of the train archive."""
+def index_inner_tar(
+    path: str, inner: Member, image_names: Naming = TRAIN_IMAGES
+) -> tuple[list[Member], dict[str, str]]:
+  """The images of one `<wnid>.tar` member of the train archive, and the
+  members skipped as not images ({name: why})."""
   return _index_tar(
-      epath.Path(path),
-      start=inner.offset,
-      size=inner.size,
-      class_dir=_class_dir(inner.file_name, path),
-      where=f'{path}/{inner.file_name}',
+      epath.Path(path), inner.offset, inner.size, image_names, inner.file_name
   )
 
 
 def _index_tar(
     path: epath.Path,
     start: int,
-    size: int | None,
-    class_dir: str | None,
-    where: str | None = None,
-) -> list[Member]:
-  """Regular-file members of the tar at [start, start + size) of `path`."""
-  where = where or str(path)
+    size: int,
+    naming: Naming,
+    inner_name: str = '',
+) -> tuple[list[Member], dict[str, str]]:
+  """The members of the tar at [start, start + size) of `path`, and the skipped."""
+  skipped: dict[str, str] = {}
   with path.open('rb') as f:
-    view = f if size is None else _Slice(f, start, size)
+    view = _TarView(path, f, start, size, naming, skipped, inner_name)
+    members = [
+        Member(m.name, view.class_dir, start + m.offset_data, m.size)
+        for m in view.index()
+    ]
+  return members, skipped
+
+
+def read_member(archive: BinaryIO, member: Member) -> bytes:
+  """The bytes of `member` from the open archive file it was indexed in."""
+  archive.seek(member.offset)
+  data = archive.read(member.size)
+  if len(data) != member.size:
+    name = getattr(archive, 'name', 'the archive')
+    raise ArchiveError(
+        f'{name}: image {member.file_name} (bytes {member.offset:,} to'
+        f' {member.offset + member.size:,}) is cut off: the file ends at byte'
+        f' {member.offset + len(data):,}.\n'
+        + _download_again(os.path.basename(name))
+    )
+  return data
+
+
+class _TarView:
+  """One tar being read: a whole archive, or an inner `<wnid>.tar` of train.
+
+  Knows where it lies in the archive file, so errors name the archive, the
+  member and the absolute byte offset.
+  """
+
+  def __init__(
+      self,
+      archive: epath.Path,
+      lookup: BinaryIO,
+      start: int,
+      size: int,
+      naming: Naming,
+      skipped: MutableMapping[str, str],
+      inner_name: str = '',
+  ):
+    """A view of [start, start + size) of `archive`; checks the size.
+
+    Args:
+      archive: the archive file.
+      lookup: `archive` opened for reading by offset.
+      start: where the tar starts in the archive file.
+      size: its size in bytes.
+      naming: how its members must be named.
+      skipped: receives {member: why} for each member skipped.
+      inner_name: `<wnid>.tar` for an inner train tar, else ''.
+    """
+    self.archive = archive
+    self._lookup = lookup
+    self.start = start
+    self.size = size
+    self._naming = naming
+    self._skipped = skipped
+    self._where = f'{archive}/{inner_name}' if inner_name else str(archive)
+    self._prefix = f'{inner_name}/' if inner_name else ''
+    self.class_dir = inner_name.removesuffix('.tar') if inner_name else None
+    self._last: tarfile.TarInfo | None = None  # For messages.
+    lookup.seek(start)
+    _check_size(self._where, archive.name, size, lookup)
+
+  def inner(self, member: tarfile.TarInfo, naming: Naming) -> _TarView:
+    """The view of an inner `<wnid>.tar` yielded by `stream`."""
+    return _TarView(
+        self.archive,
+        self._lookup,
+        self.start + member.offset_data,
+        member.size,
+        naming,
+        self._skipped,
+        member.name,
+    )
+
+  def index(self) -> Iterator[tarfile.TarInfo]:
+    """The accepted members, read by seeking over their data."""
+    for _, member in self._members(
+        _Slice(self._lookup, self.start, self.size), stream=False
+    ):
+      yield member
+
+  def stream(self, fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, BinaryIO]]:
+    """The accepted members and their data (for `read`), front to back."""
+    for tar, member in self._members(fileobj, stream=True):
+      yield member, tar.extractfile(member)
+
+  def read(self, fileobj: BinaryIO, member: tarfile.TarInfo) -> bytes:
+    """The data of a member yielded by `stream`."""
     try:
-      with tarfile.open(fileobj=view, mode='r:') as tar:
-        return [
-            Member(m.name, class_dir, start + m.offset_data, m.size)
-            for m in _files(tar, where)
-        ]
+      return fileobj.read()
     except tarfile.TarError as e:
-      raise ArchiveError(f'{where} is not a readable tar archive: {e}') from e
+      raise self._cut_off(member) from e
+
+  def _members(
+      self, fileobj: BinaryIO, stream: bool
+  ) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    """Yields the members named like images. The others:
+
+    - anything but a regular file (directory, symbolic or hard link, device,
+      FIFO) and hidden files (the last part of the name starts with '.', as
+      `.DS_Store` and `._*` do) are skipped and recorded; their data is never
+      read, and no member name is ever used as a path;
+    - any other name fails the build: members must be named exactly like the
+      images, with no folder part.
+    At the end, checks that the tar ends properly (see the module docstring).
+    """
+    tar = None
+    try:
+      tar = tarfile.open(
+          fileobj=fileobj, mode='r|' if stream else 'r:', bufsize=_READ_SIZE
+      )
+      for member in tar:
+        reason = _skip_reason(member)
+        if reason:
+          self._skipped[self._prefix + member.name] = reason
+        elif not self._naming.matches(member.name) or member.issparse():
+          raise self._error(
+              f'member {member.name!r} (header at byte'
+              f' {self.start + member.offset:,}) is not a file named like'
+              f' {self._naming.shape}',
+              how_to_fix=(
+                  f'Use the official {self.archive.name}, or re-pack it with'
+                  f' only {self._naming.shape} files, at the top level (no'
+                  ' folders).'
+              ),
+          )
+        else:
+          yield tar, member
+        self._last = member
+      end = tar.offset
+    except tarfile.TarError as e:
+      if tar is None:
+        self._lookup.seek(self.start)
+        looks_like = _what_it_looks_like(self._lookup.read(BLOCK_SIZE))
+        raise self._error(
+            f'not a tar archive{looks_like}: no valid tar header at byte'
+            f' {self.start:,} ({e})'
+        ) from e
+      if self._last and tar.offset > self.size:
+        raise self._cut_off(self._last) from e
+      raise self._error(
+          f'unreadable tar header at byte {self.start + tar.offset:,}'
+          f'{self._after()} ({e})'
+      ) from e
+    finally:
+      if tar is not None:
+        tar.close()
+    self._check_end(end)
+
+  def _check_end(self, end: int) -> None:
+    """Only zero blocks may follow the last member: see the module docstring."""
+    padding = self.size - end
+    at = f'at byte {self.start + end:,}{self._after()}'
+    self._lookup.seek(self.start + end)
+    first = self._lookup.read(min(padding, BLOCK_SIZE))
+    if first.count(0) != len(first):
+      raise self._error(f'unreadable tar header {at} (damaged or cut off)')
+    if len(first) < BLOCK_SIZE:
+      raise self._error(
+          f'ends {at}, without the end-of-archive marker: it is cut off'
+      )
+    rest = padding - BLOCK_SIZE
+    if rest > _MAX_END_PADDING or self._lookup.read(rest).count(0) != rest:
+      raise self._error(
+          f'a zero block {at} ends the member list, yet {padding:,} bytes'
+          ' follow: the tar is damaged, or its download stopped there'
+      )
+
+  def _cut_off(self, member: tarfile.TarInfo) -> ArchiveError:
+    start = self.start + member.offset_data
+    return self._error(
+        f'member {member.name!r} (bytes {start:,} to {start + member.size:,})'
+        f' is cut off: the tar ends at byte {self.start + self.size:,}'
+    )
+
+  def _after(self) -> str:
+    return f', after member {self._last.name!r}' if self._last else ''
+
+  def _error(self, what: str, how_to_fix: str | None = None) -> ArchiveError:
+    """`{tar}: {what}.` and, on the next line, what to do."""
+    return ArchiveError(
+        f'{self._where}: {what}.\n'
+        + (how_to_fix or _download_again(self.archive.name))
+    )
 
 
 class _Slice:
@@ -200,37 +465,60 @@ class _Slice:
     return data
 
 
-def read_member(archive: BinaryIO, member: Member) -> bytes:
-  """The bytes of `member` from the open archive file it was indexed in."""
-  archive.seek(member.offset)
-  data = archive.read(member.size)
-  if len(data) != member.size:
-    raise ArchiveError(
-        f'{member.file_name}: the archive ends at byte'
-        f' {member.offset + len(data):,}, inside this image (expected'
-        f' {member.size:,} bytes from offset {member.offset:,}). The archive is'
-        ' truncated: download it again.'
-    )
-  return data
+def _skip_reason(member: tarfile.TarInfo) -> str | None:
+  """Why a member is skipped as not an image, or None (see `_TarView._members`)."""
+  if member.isdir():
+    return 'a directory'
+  if member.issym():
+    return 'a symbolic link'
+  if member.islnk():
+    return 'a hard link'
+  if not member.isfile():
+    return 'a device or FIFO'
+  if os.path.basename(member.name).startswith('.'):
+    return 'a hidden file'
+  return None
 
 
-def _class_dir(name: str, archive: str) -> str:
-  """The wnid of a train archive member `<wnid>.tar`."""
-  if not name.endswith('.tar'):
-    raise ArchiveError(
-        f'{archive}: member {name!r} is not a <wnid>.tar; is this the'
-        ' train archive ILSVRC2012_img_train.tar?'
-    )
-  return name[: -len('.tar')]
+def _default_naming(nested: bool, image_names: Naming | None) -> Naming:
+  return image_names or (TRAIN_IMAGES if nested else _FLAT_IMAGES)
 
 
-def _files(tar: tarfile.TarFile, where: str) -> Iterator[tarfile.TarInfo]:
-  """The regular-file members; anything else is skipped with a count."""
-  skipped = 0
-  for member in tar:
-    if member.isfile():
-      yield member
-    else:
-      skipped += 1
+def _finish(
+    path: epath.Path,
+    image_names: Naming,
+    count: int,
+    skipped: MutableMapping[str, str],
+) -> None:
+  """Logs the skipped members; fails when not a single image was found."""
   if skipped:
-    _log.warning('%s: skipped %d members that are not files.', where, skipped)
+    _log.warning(
+        '%s: skipped %d members that are not images, e.g. %s (all listed in'
+        " the dataset's metadata, skipped_members).",
+        path,
+        len(skipped),
+        ', '.join(list(skipped)[:3]),
+    )
+  if not count:
+    raise ArchiveError(
+        f'{path} holds no image named like {image_names.shape}, so it is not'
+        f' the archive its name says.\nPut the official {path.name} from'
+        f' {DOWNLOAD_PAGE} in the manual dir.'
+    )
+
+
+def _what_it_looks_like(head: bytes) -> str:
+  """' (it is an HTML page...)' for the start of a web page, else ''."""
+  if head.lstrip()[:15].lower().startswith((b'<!doctype html', b'<html')):
+    return (
+        ' (it is an HTML page: an error or login page saved under the'
+        " archive's name?)"
+    )
+  return ''
+
+
+def _download_again(name: str) -> str:
+  return (
+      f'Download {name} again from {DOWNLOAD_PAGE}; if you made it yourself,'
+      ' write it again with tar.'
+  )

@@ -5,12 +5,20 @@ pipelines expect RGB (or grayscale) JPEG. Any JPEG with 4 components (CMYK or
 YCCK, with or without the Adobe marker) and anything that is not a JPEG is
 re-encoded to an RGB JPEG; every other image keeps its exact original bytes.
 Deciding needs only the JPEG header, so the common case costs microseconds.
+
+Images no decoder can read fail the build, or with `skip_bad_images` are left
+out and recorded. Decoding all 1.3 M images to find them would take hours, so
+what is checked is cheap: a JPEG whose start-of-frame header parses and whose
+data ends with the end-of-image marker (FF D9, after which only zero bytes may
+follow) is taken as readable; any other JPEG must decode fully with Pillow
+(a cut-off file does not); anything else is decoded anyway to be re-encoded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import os
 
 import PIL.Image
 
@@ -18,7 +26,10 @@ import PIL.Image
 # carry the same pixels as upstream's within JPEG rounding.
 REENCODE_QUALITY = 100
 
+SKIP_BAD_IMAGES_ENV_VAR = 'IMAGENET2012_LOCAL_SKIP_BAD_IMAGES'
+
 _JPEG_START = b'\xff\xd8'
+_JPEG_END = b'\xff\xd9'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # Start-of-frame markers: every one except DHT (C4), JPG (C8) and DAC (CC).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -72,7 +83,11 @@ def fix_reason(data: bytes) -> str | None:
   """Why `data` must be re-encoded, or None when its bytes are kept as they are."""
   header = read_jpeg_header(data)
   if header is not None:
-    return '4-component (CMYK/YCCK) JPEG' if header.components == 4 else None
+    if header.components == 4:
+      return '4-component (CMYK/YCCK) JPEG'
+    if not data.rstrip(b'\0').endswith(_JPEG_END):
+      _decode(data)  # No end marker: only a full decode tells.
+    return None
   if data.startswith(_PNG_MAGIC):
     return 'PNG'
   return f'{_decoded_format(data)} image'
@@ -80,24 +95,73 @@ def fix_reason(data: bytes) -> str | None:
 
 def to_rgb_jpeg(data: bytes) -> bytes:
   """Decodes any image Pillow reads and re-encodes it as an RGB JPEG."""
-  try:
-    with PIL.Image.open(io.BytesIO(data)) as image:
-      if image.mode == 'CMYK' and 'adobe' not in image.info:
-        # Pillow reads every CMYK JPEG as Photoshop's inverted CMYK; without
-        # the Adobe marker the values are plain (as libjpeg and TF read them).
-        image = image.point(lambda value: 255 - value)
-      rgb = image.convert('RGB')
-  except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
-    raise UndecodableImageError(str(e)) from e
+  image = _decode(data)
+  if image.mode == 'CMYK' and 'adobe' not in image.info:
+    # Pillow reads every CMYK JPEG as Photoshop's inverted CMYK; without
+    # the Adobe marker the values are plain (as libjpeg and TF read them).
+    image = image.point(lambda value: 255 - value)
+  rgb = image.convert('RGB')
   out = io.BytesIO()
   rgb.save(out, format='JPEG', quality=REENCODE_QUALITY)
   return out.getvalue()
 
 
 def fix_image(data: bytes) -> tuple[bytes, str | None]:
-  """The bytes to store for an image, and the reason when they were re-encoded."""
+  """The bytes to store for an image, and the reason when they were re-encoded.
+
+  Raises:
+    UndecodableImageError: no decoder can read `data` (see the module docstring).
+  """
   reason = fix_reason(data)
   return (data, None) if reason is None else (to_rgb_jpeg(data), reason)
+
+
+class ImageFixer:
+  """`fix_image` for the images of one archive, keeping what it fixed and skipped.
+
+  Attributes:
+    fixed: {file name: why it was re-encoded}.
+    skipped: {file name: why no decoder reads it}, with `skip_bad_images`.
+  """
+
+  def __init__(self, archive: str, skip_bad_images: bool):
+    self._archive = archive
+    self._skip_bad_images = skip_bad_images
+    self.fixed: dict[str, str] = {}
+    self.skipped: dict[str, str] = {}
+
+  def __call__(self, file_name: str, data: bytes) -> bytes | None:
+    """The bytes to store for the image, or None when it is skipped.
+
+    Raises:
+      UndecodableImageError: no decoder reads it and skipping is off.
+    """
+    try:
+      data, reason = fix_image(data)
+    except UndecodableImageError as e:
+      if not self._skip_bad_images:
+        raise UndecodableImageError(
+            f'{self._archive}: no decoder can read the image {file_name}'
+            f' ({e}).\nDownload {os.path.basename(self._archive)} again, or'
+            f' leave such images out with {SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
+            " tfds.builder('imagenet2012_local', skip_bad_images=True)); they"
+            " are listed in the dataset's metadata, skipped_images."
+        ) from e
+      self.skipped[file_name] = str(e)
+      return None
+    if reason:
+      self.fixed[file_name] = reason
+    return data
+
+
+def _decode(data: bytes) -> PIL.Image.Image:
+  """The fully decoded image; UndecodableImageError if Pillow cannot."""
+  try:
+    with PIL.Image.open(io.BytesIO(data)) as image:
+      image.load()
+      return image
+  except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
+    raise _undecodable(e) from e
 
 
 def _decoded_format(data: bytes) -> str:
@@ -105,6 +169,12 @@ def _decoded_format(data: bytes) -> str:
     with PIL.Image.open(io.BytesIO(data)) as image:
       return image.format or 'unknown-format'
   except (OSError, ValueError) as e:
-    raise UndecodableImageError(
-        f'not an image any decoder here can read: {e}'
-    ) from e
+    raise _undecodable(e) from e
+
+
+def _undecodable(e: Exception) -> UndecodableImageError:
+  """The error with a reason that is the same on every build (it goes into the
+  metadata; Pillow's message for an unknown format holds an object address)."""
+  if isinstance(e, PIL.UnidentifiedImageError):
+    return UndecodableImageError('not in any image format Pillow reads')
+  return UndecodableImageError(f'{type(e).__name__}: {e}')

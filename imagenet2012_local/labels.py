@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 import tarfile
 from collections.abc import Sequence
 
@@ -19,17 +18,24 @@ from etils import epath
 import scipy.io
 import tensorflow_datasets as tfds
 
+from imagenet2012_local import archives
 from imagenet2012_local import verification
 
 DEVKIT_NAME = 'ILSVRC2012_devkit_t12.tar.gz'
 _DEVKIT_DATA = 'ILSVRC2012_devkit_t12/data/'
 _CLASS_NAMES_FILE = 'datasets/imagenet2012/labels.txt'
 _TFDS_VALIDATION_LABELS_FILE = 'datasets/imagenet2012/validation_labels.txt'
-_VALIDATION_NAME = re.compile(r'ILSVRC2012_val_(\d{8})\.JPEG')
 
 
 class LabelError(ValueError):
   """Validation labels are missing, malformed, or disagree between sources."""
+
+
+_DEVKIT_HOW_TO_FIX = (
+    f'Replace it with the official {DEVKIT_NAME} from'
+    f' {archives.DOWNLOAD_PAGE}, or remove it from the manual dir to use the'
+    ' labels tensorflow-datasets ships.'
+)
 
 
 def class_names_file() -> epath.Path:
@@ -39,12 +45,13 @@ def class_names_file() -> epath.Path:
 
 def validation_number(file_name: str) -> int:
   """The N of `ILSVRC2012_val_%08d.JPEG`; LabelError for any other name."""
-  match = _VALIDATION_NAME.fullmatch(file_name)
+  match = archives.VALIDATION_IMAGES.pattern.fullmatch(file_name)
   if not match:
     raise LabelError(
-        f'{file_name!r} in the validation archive is not named'
-        ' ILSVRC2012_val_NNNNNNNN.JPEG, so its label cannot be looked up. Is'
-        ' ILSVRC2012_img_val.tar the official validation archive?'
+        f'{file_name!r} in the validation archive is not named like'
+        f' {archives.VALIDATION_IMAGES.shape}, so its label cannot be looked'
+        ' up.\nUse the official ILSVRC2012_img_val.tar, which names its images'
+        ' by their number.'
     )
   return int(match.group(1))
 
@@ -61,7 +68,8 @@ class ValidationLabels:
     if not 1 <= number <= len(self.wnids):
       raise LabelError(
           f'{file_name} has no label: {self.source} labels images 1 to'
-          f' {len(self.wnids):,}.'
+          f' {len(self.wnids):,}.\nUse the official ILSVRC2012_img_val.tar,'
+          ' or remove the images without a label when re-packing it.'
       )
     return self.wnids[number - 1]
 
@@ -81,7 +89,9 @@ def read_devkit(data: bytes, origin: str = DEVKIT_NAME) -> Devkit:
       meta = _member_bytes(tar, 'meta.mat', origin)
       truth = _member_bytes(tar, 'ILSVRC2012_validation_ground_truth.txt', origin)
   except (tarfile.TarError, EOFError, OSError) as e:
-    raise LabelError(f'{origin} is not a readable .tar.gz: {e}') from e
+    raise LabelError(
+        f'{origin} is not a readable .tar.gz ({e}).\n' + _DEVKIT_HOW_TO_FIX
+    ) from e
   synsets = scipy.io.loadmat(io.BytesIO(meta), squeeze_me=True)['synsets']
   wnid_by_id = {int(s['ILSVRC2012_ID']): str(s['WNID']) for s in synsets}
   words = {str(s['WNID']): str(s['words']) for s in synsets}
@@ -90,7 +100,7 @@ def read_devkit(data: bytes, origin: str = DEVKIT_NAME) -> Devkit:
   except (KeyError, ValueError) as e:
     raise LabelError(
         f'{origin}: the validation ground truth names id {e}, which meta.mat'
-        ' does not define.'
+        ' does not define.\n' + _DEVKIT_HOW_TO_FIX
     ) from e
   return Devkit(validation_wnids=wnids, words_by_wnid=words)
 
@@ -101,7 +111,8 @@ def _member_bytes(tar: tarfile.TarFile, basename: str, origin: str) -> bytes:
     return tar.extractfile(member).read()
   except KeyError as e:
     raise LabelError(
-        f'{origin} has no {member}. Is it the ILSVRC2012 (t12) development kit?'
+        f'{origin} has no {member}, so it is not the ILSVRC2012 (t12)'
+        ' development kit.\n' + _DEVKIT_HOW_TO_FIX
     ) from e
 
 
@@ -146,8 +157,7 @@ def validation_labels(
         f'The validation labels of {devkit_path} and {shipped.source} disagree'
         f' on {len(disagree):,} images, the first ILSVRC2012_val_{n:08d}.JPEG'
         f' ({devkit.validation_wnids[n - 1]} vs {shipped.wnids[n - 1]}).\n'
-        'Replace the devkit with the official ILSVRC2012_devkit_t12.tar.gz, or'
-        ' remove it from the manual dir to use the shipped labels.'
+        + _DEVKIT_HOW_TO_FIX
     )
   return (
       ValidationLabels(

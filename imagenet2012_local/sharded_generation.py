@@ -17,8 +17,10 @@ in parallel by Beam workers: anything with `map`'s signature (`MapFn`) runs it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -43,10 +45,19 @@ SHUFFLE_SEED = 2012
 # Applies a function to each item, results in item order, like builtin `map`.
 MapFn = Callable[[Callable[[_T], _R], Iterable[_T]], Iterable[_R]]
 
+# Free space wanted beyond the archives' size: re-encoded images and TFRecord
+# framing make the output a little bigger than the input.
+_SPACE_MARGIN_FRACTION = 0.02
+_SPACE_MARGIN_BYTES = 64 << 20
+_GB = 1e9
 
 
 class DuplicateImagesError(ValueError):
   """Two images of one split have the same file name."""
+
+
+class DiskSpaceError(OSError):
+  """The data dir has, or had, too little free space for the output."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +81,8 @@ class ShardResult:
   num_examples: int
   num_bytes: int
   fixed_images: dict[str, str]  # file name -> why it was re-encoded
+  # file name -> why no decoder reads it (only with skip_bad_images).
+  skipped_images: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def plan_split(
@@ -94,8 +107,8 @@ def plan_split(
   if duplicates:
     raise DuplicateImagesError(
         f'{archive} holds {len(duplicates):,} file names more than once, e.g.'
-        f' {", ".join(duplicates[:5])}. Each image must appear once per split:'
-        ' use the official archive, or remove the duplicates when re-packing.'
+        f' {", ".join(duplicates[:5])}; each image must appear once per split.\n'
+        'Use the official archive, or remove the duplicates when re-packing it.'
     )
   random.Random(SHUFFLE_SEED).shuffle(ordered)
   labels = [label_of(m) for m in ordered]  # Label errors surface before writing.
@@ -122,39 +135,96 @@ def plan_split(
 class ShardWriter:
   """Writes shards in the dataset's file format: TFRecord directly, others via TFDS."""
 
-  def __init__(self, example_writer: writer_lib.ExampleWriter):
+  def __init__(
+      self, example_writer: writer_lib.ExampleWriter, skip_bad_images: bool = False
+  ):
+    """Writes with `example_writer`'s format.
+
+    Args:
+      example_writer: the builder's writer (its file format is used).
+      skip_bad_images: leave out images no decoder reads, instead of failing.
+    """
     self._example_writer = example_writer
+    self._skip_bad_images = skip_bad_images
 
   def write_shard(self, task: ShardTask) -> ShardResult:
-    """Writes one shard file, reading its images from the archive by offset."""
-    fixed: dict[str, str] = {}
+    """Writes one shard file, reading its images from the archive by offset.
+
+    Raises:
+      DiskSpaceError: the disk filled up.
+    """
+    fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
     count = 0
 
     def serialized_examples() -> Iterator[tuple[str, bytes]]:
       nonlocal count
       with epath.Path(task.archive).open('rb') as archive:
         for member, label in zip(task.members, task.labels):
-          data, reason = image_fixes.fix_image(
-              archives.read_member(archive, member)
-          )
-          if reason:
-            fixed[member.file_name] = reason
+          data = fixer(member.file_name, archives.read_member(archive, member))
+          if data is None:
+            continue
           count += 1
           yield member.file_name, example_encoding.serialize(
               data, label, member.file_name
           )
 
-    if self._example_writer.file_format == file_adapters.FileFormat.TFRECORD:
-      tfrecords.write(task.path, (record for _, record in serialized_examples()))
-    else:
-      self._example_writer.write(task.path, serialized_examples())
+    try:
+      if self._example_writer.file_format == file_adapters.FileFormat.TFRECORD:
+        tfrecords.write(task.path, (record for _, record in serialized_examples()))
+      else:
+        self._example_writer.write(task.path, serialized_examples())
+    except OSError as e:
+      if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise
+      # Names the dataset's folder: the shard's temporary one goes away.
+      dataset_dir = os.path.dirname(os.path.dirname(task.path))
+      raise DiskSpaceError(
+          f'The disk filled up while writing {task.path} ({e.strerror});'
+          ' nothing was published.\n' + _free_space_advice(dataset_dir)
+      ) from e
     return ShardResult(
         split=task.split,
         index=task.index,
         num_examples=count,
         num_bytes=epath.Path(task.path).stat().length,
-        fixed_images=fixed,
+        fixed_images=fixer.fixed,
+        skipped_images=fixer.skipped,
     )
+
+
+def check_free_space(data_dir: epath.PathLike, archive_bytes: int) -> None:
+  """Fails early when `data_dir` cannot hold the output of `archive_bytes`.
+
+  The output is about as big as the archives it comes from. Only local dirs
+  are checked (cloud storage has no free-space figure).
+
+  Raises:
+    DiskSpaceError: too little free space.
+  """
+  if '://' in os.fspath(data_dir):
+    return
+  needed = int(archive_bytes * (1 + _SPACE_MARGIN_FRACTION)) + _SPACE_MARGIN_BYTES
+  free = shutil.disk_usage(data_dir).free
+  if free < needed:
+    raise DiskSpaceError(
+        f'Not enough free disk space under {data_dir}: the build needs about'
+        f' {_size(needed)} (the archives take {_size(archive_bytes)}), and'
+        f' {_size(free)} are free.\n' + _free_space_advice(data_dir)
+    )
+
+
+def _size(num_bytes: int) -> str:
+  if num_bytes >= _GB:
+    return f'{num_bytes / _GB:,.1f} GB'
+  return f'{num_bytes / 1e6:,.1f} MB'
+
+
+def _free_space_advice(data_dir: str | os.PathLike[str]) -> str:
+  return (
+      f'Free up space under {data_dir} (the output is about as big as the'
+      ' archives), or build elsewhere with --data_dir=<a folder on a bigger'
+      ' disk>.'
+  )
 
 
 def split_info(

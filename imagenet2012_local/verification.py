@@ -107,16 +107,30 @@ def known_archives() -> dict[str, list[ArchiveDigest]]:
   return by_name
 
 
+def flag(argument: bool | None, env_var: str, default: bool) -> bool:
+  """A yes/no setting: the builder argument wins, then $`env_var`, then `default`.
+
+  Raises:
+    ValueError: the variable is set to something that is neither on nor off.
+  """
+  if argument is not None:
+    return argument
+  value = os.environ.get(env_var, '').strip().lower()
+  if not value:
+    return default
+  if value in ('1', 'true', 'yes', 'on'):
+    return True
+  if value in ('0', 'false', 'no', 'off'):
+    return False
+  raise ValueError(
+      f'{env_var}={value!r} is neither on nor off.\n'
+      f'Set {env_var} to 1 (on) or 0 (off), or unset it for the default.'
+  )
+
+
 def verification_enabled(verify_checksums: bool | None) -> bool:
   """The builder argument wins; otherwise $IMAGENET2012_LOCAL_VERIFY (default on)."""
-  if verify_checksums is not None:
-    return verify_checksums
-  return os.environ.get(VERIFY_ENV_VAR, '1').strip().lower() not in (
-      '0',
-      'false',
-      'no',
-      'off',
-  )
+  return flag(verify_checksums, VERIFY_ENV_VAR, default=True)
 
 
 _HOW_TO_FIX = (
@@ -136,7 +150,7 @@ class ArchiveCheck:
   """
 
   def __init__(self, path: str | os.PathLike[str], enabled: bool):
-    self.path = epath.Path(path).expanduser().resolve()
+    self.path = _absolute(epath.Path(path))
     self.size, self._mtime = _size_and_mtime(self.path)
     self._md5 = hashlib.md5()
     # Known copies this archive may be; empty when there is nothing to hash.
@@ -249,10 +263,19 @@ class BackgroundHasher:
     self.raise_if_failed()
 
 
+def _is_local(path: epath.Path) -> bool:
+  return '://' not in os.fspath(path)
+
+
+def _absolute(path: epath.Path) -> epath.Path:
+  """Local paths made absolute (they key the cache); gs:// and such as given."""
+  return path.expanduser().resolve() if _is_local(path) else path
+
+
 def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
   """Size and modification time; nanoseconds for local files, so a rewrite
   within the same second still counts as a change."""
-  if '://' not in os.fspath(path):
+  if _is_local(path):
     stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns
   stat = path.stat()

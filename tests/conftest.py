@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated MD5 gate, and one build of the dummy data."""
+"""Shared fixtures: an isolated MD5 gate, default settings, one build of the dummy data."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from imagenet2012_local import image_fixes
 from imagenet2012_local import verification
 from tests.helpers import DUMMY_DIR, build
 
@@ -18,6 +19,7 @@ def _isolated_verification(tmp_path_factory, monkeypatch):
   )
   monkeypatch.delenv(verification.VERIFY_ENV_VAR, raising=False)
   monkeypatch.delenv(verification.EXTRA_TABLES_ENV_VAR, raising=False)
+  monkeypatch.delenv(image_fixes.SKIP_BAD_IMAGES_ENV_VAR, raising=False)
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 
 import PIL.Image
@@ -243,3 +244,14 @@ def test_no_archives_names_the_dir_the_files_and_where_to_get_them(tmp_path):
   message = str(error.value)
   for expected in (str(manual), TRAIN_TAR, VAL_TAR, TEST_TAR, 'image-net.org'):
     assert expected in message
+
+
+def test_cloud_paths_are_not_turned_into_local_ones():
+  from etils import epath
+
+  from imagenet2012_local.verification import _absolute
+
+  assert os.fspath(_absolute(epath.Path('gs://bucket/raw/ILSVRC2012_img_val.tar'))) == (
+      'gs://bucket/raw/ILSVRC2012_img_val.tar'
+  )
+  assert os.fspath(_absolute(epath.Path('raw/x.tar'))) == os.path.abspath('raw/x.tar')
