@@ -14,7 +14,6 @@ from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import verification
-from imagenet2012_local.imagenet2012_local_dataset_builder import MissingArchivesError
 from tests.helpers import (
     DEVKIT,
     DUMMY_DIR,
@@ -233,17 +232,6 @@ def test_a_verified_archive_is_not_hashed_again(tmp_path):
   _corrupt_one_byte(manual / VAL_TAR)
   with pytest.raises(verification.ChecksumError):
     build(manual, tmp_path / 'third')
-
-
-def test_no_archives_names_the_dir_the_files_and_where_to_get_them(tmp_path):
-  manual = tmp_path / 'manual'
-  manual.mkdir()
-  (manual / 'notes.txt').write_text('not an archive')
-  with pytest.raises(MissingArchivesError) as error:
-    build(manual, tmp_path / 'data')
-  message = str(error.value)
-  for expected in (str(manual), TRAIN_TAR, VAL_TAR, TEST_TAR, 'image-net.org'):
-    assert expected in message
 
 
 def test_cloud_paths_are_not_turned_into_local_ones():
