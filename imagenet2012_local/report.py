@@ -541,7 +541,9 @@ def _build_time(version_dir: epath.Path) -> str:
     text = f'{minutes} min {whole_seconds:02d} s'
   else:
     text = f'{seconds:.3g} s'
-  return f'Build time: {text}.'
+  # build_stats.json times the generation (indexing, writing, MD5), not the
+  # start-up of the command that ran it.
+  return f'Build time: {text} (generation, without start-up).'
 
 
 def _ordered_splits(splits: Mapping[str, object]) -> list[str]:

@@ -144,7 +144,7 @@ def test_build_time_and_skipped_images(build_copy, tmp_path):
   metadata['skipped_images'] = {'train': {'n01440764_1.JPEG': 'truncated'}}
   metadata_file.write_text(json.dumps(metadata))
   summary = _report(build_copy, tmp_path / 'b')
-  assert 'Build time: 1 h 02 min.' in summary
+  assert 'Build time: 1 h 02 min (generation, without start-up).' in summary
   assert '| train | n01440764_1.JPEG | - | truncated |' in summary
   train_row = r'^\| train \| 26 \| .* \| 3 \| 1 \|$'  # 3 fixed, 1 skipped.
   assert re.search(train_row, summary, re.MULTILINE)
