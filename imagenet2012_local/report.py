@@ -513,8 +513,8 @@ def _archive_lines(archives: Mapping[str, Mapping[str, object]]) -> list[str]:
     return ['The metadata records no archives.']
   verified = sum(1 for a in archives.values() if a.get('md5'))
   lines = [
-      f'{verified} of {len(archives)} archives verified against the official'
-      ' MD5 digests.',
+      f'{verified} of {len(archives)} archives verified against known MD5'
+      ' digests (the checksum tables of the build).',
       '',
       '| archive | split | size | MD5 | status |',
       '|---|---|---:|---|---|',
