@@ -1,17 +1,18 @@
-"""TFRecord files written without TensorFlow's per-record cost.
+"""TFRecord files written and read without TensorFlow's per-record cost.
 
 TF's `TFRecordWriter` spent ~350 µs per 110 KB record here, more than all the
 other per-example work together. A TFRecord is simple framing, so it is
 written directly: little-endian uint64 length, masked CRC-32C of the length,
 the record, masked CRC-32C of the record. google-crc32c computes the
-checksums in hardware (~10 µs per image).
+checksums in hardware (~10 µs per image). Reading checks both checksums, so
+a corrupted file fails instead of yielding damaged records.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from etils import epath
 import google_crc32c
@@ -26,6 +27,12 @@ def masked_crc32c(data: bytes) -> int:
 
 
 FRAMING_BYTES = 16  # Length, its CRC and the record's CRC around each record.
+_HEADER = struct.Struct('<QI')  # Length and its masked CRC.
+_CRC = struct.Struct('<I')
+
+
+class CorruptRecordError(ValueError):
+  """A TFRecord file is truncated or fails a checksum."""
 
 
 class Writer:
@@ -60,3 +67,25 @@ def write(path: str | os.PathLike[str], records: Iterable[bytes]) -> list[int]:
   """Writes `records` as a TFRecord file; returns each record's start offset."""
   with Writer(path) as writer:
     return [writer.write(record) for record in records]
+
+
+def read(path: str | os.PathLike[str]) -> Iterator[bytes]:
+  """The records of a TFRecord file, each checked against its CRCs.
+
+  Raises:
+    CorruptRecordError: The file is truncated or a checksum does not match.
+  """
+  with epath.Path(path).open('rb') as f:
+    while header := f.read(_HEADER.size):
+      if len(header) != _HEADER.size:
+        raise CorruptRecordError(f'{path}: truncated record header')
+      length, length_crc = _HEADER.unpack(header)
+      if masked_crc32c(header[:8]) != length_crc:
+        raise CorruptRecordError(f'{path}: corrupted record length')
+      record = f.read(length)
+      crc = f.read(_CRC.size)
+      if len(record) != length or len(crc) != _CRC.size:
+        raise CorruptRecordError(f'{path}: truncated record')
+      if masked_crc32c(record) != _CRC.unpack(crc)[0]:
+        raise CorruptRecordError(f'{path}: corrupted record')
+      yield record

@@ -6,7 +6,10 @@ files holding `tf.train.Example`s with the `image/...` keys of TensorFlow's old
 conversion script. This module writes that folder from a prepared
 `imagenet2012_local` dataset. The stored JPEG bytes go out as they are (the
 build already fixed CMYK and PNG images); heights and widths come from the JPEG
-header, so no image is ever decoded.
+header, so no image is ever decoded. Only TFRecord builds can be exported:
+their shard files are read and their Examples parsed and written in Python
+(`tfrecords`, `example_encoding`), without TensorFlow, whose import alone
+would take longer than exporting a few GB.
 
 Memory stays bounded by a few hundred MB whatever the split size, and at most
 one output shard is open at a time (plus, for the sorted splits, at most
@@ -43,10 +46,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 import tqdm
 
+from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
 from imagenet2012_local import tfrecords
 
@@ -56,13 +59,10 @@ DALI_INDEX_DIR = 'dali_idx'
 
 # Train records held for shuffling: ~110 MB of ImageNet-sized JPEGs.
 _SHUFFLE_BUFFER = 1024
-# Examples per step from TF to Python (~7 MB of ImageNet JPEGs).
-_READ_BATCH = 64
 # Target size of one temporary bucket of a sorted split, held in memory once.
 _BUCKET_BYTES = 128 << 20
 # Caps the temporary bucket files open at once, well below the usual ulimit.
 _MAX_BUCKETS = 128
-_SKIP_IMAGE_DECODING = {'image': tfds.decode.SkipDecoding()}
 
 
 class ExportError(Exception):
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         dali_index=args.dali_index,
         overwrite=args.overwrite,
     )
-  except ExportError as e:
+  except (ExportError, tfrecords.CorruptRecordError) as e:
     print(f'imagenet2012-local export-tpu: error: {e}', file=sys.stderr)
     return 1
   print(f'Wrote {args.output_dir}')
@@ -156,7 +156,9 @@ def export(
 
   Raises:
     ExportError: `output_dir` exists without `overwrite`, the dataset is not
-      prepared, or a split is unknown or missing from it.
+      prepared or not in TFRecord files, or a split is unknown or missing
+      from it.
+    tfrecords.CorruptRecordError: A file of the dataset is damaged.
   """
   num_shards = {**DEFAULT_SHARDS, **(num_shards or {})}
   unknown = [s for s in splits if s not in DEFAULT_SHARDS]
@@ -174,6 +176,12 @@ def export(
         f' {builder.data_dir}: build it first with `tfds build'
         ' imagenet2012_local --imports imagenet2012_local --manual_dir ...`'
         ' or pass --data_dir'
+    )
+  if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
+    raise ExportError(
+        f'the prepared dataset in {builder.data_dir} is in'
+        f' {builder.info.file_format.value} files; export-tpu reads TFRecord'
+        ' builds only: build one with `tfds build ... --file_format tfrecord`'
     )
   missing = [s for s in splits if s not in builder.info.splits]
   if missing:
@@ -263,29 +271,18 @@ def _publish(staging: Path, output_dir: Path, overwrite: bool) -> None:
 
 def _read_split(
     builder: tfds.core.DatasetBuilder, split: str, seed: int | None = None
-) -> tf.data.Dataset:
-  """The split's examples, images undecoded; files in seeded order if `seed`."""
-  return builder.as_dataset(
-      split=split,
-      shuffle_files=seed is not None,
-      decoders=_SKIP_IMAGE_DECODING,
-      read_config=tfds.ReadConfig(
-          shuffle_seed=seed, shuffle_reshuffle_each_iteration=False
-      ),
-  )
+) -> Iterator[dict[str, object]]:
+  """The split's stored examples, shards in seeded order if `seed` is given.
 
-
-def _numpy_elements(ds: tf.data.Dataset) -> Iterator[object]:
-  """`ds`'s elements (dicts or scalars) as numpy values.
-
-  Batched in TF: taking elements one by one from tf.data is several times
-  slower, per image, than the rest of the export.
+  The records are read and parsed in Python; the images stay undecoded.
   """
-  for batch in ds.batch(_READ_BATCH).as_numpy_iterator():
-    if isinstance(batch, dict):
-      yield from (dict(zip(batch, row)) for row in zip(*batch.values()))
-    else:
-      yield from batch
+  paths = list(builder.info.splits[split].filepaths)  # In shard order.
+  if seed is not None:
+    random.Random(seed).shuffle(paths)
+  for path in paths:
+    for record in tfrecords.read(path):
+      example = example_encoding.parse(record)
+      yield {key: example[key][0] for key in ('image', 'label', 'file_name')}
 
 
 def _shuffled_records(
@@ -295,7 +292,7 @@ def _shuffled_records(
   rng = random.Random(seed)
   to_record = _RecordMaker(builder)
   buffer = []
-  for example in _numpy_elements(_read_split(builder, split, seed)):
+  for example in _read_split(builder, split, seed):
     record = to_record(example)
     if len(buffer) < _SHUFFLE_BUFFER:
       buffer.append(record)
@@ -314,23 +311,17 @@ def _records_sorted_by_name(
 
   Reads the split twice before returning; the iterator then reads the buckets.
   """
-  # Pass 1: names (and sizes) only; the images stay in TF.
-  names_and_sizes = _read_split(builder, split).map(
-      lambda ex: {
-          'name': ex['file_name'],
-          'size': tf.strings.length(ex['image']),
-      }
-  )
+  # Pass 1: names and sizes only.
   names = []
   total_bytes = 0
   for example in tqdm.tqdm(
-      _numpy_elements(names_and_sizes),
+      _read_split(builder, split),
       total=total,
       desc=f'{split}: reading names',
       unit=' images',
   ):
-    names.append(example['name'])
-    total_bytes += int(example['size'])
+    names.append(example['file_name'])
+    total_bytes += len(example['image'])
   # rank[i]: position in the sorted output of the i-th example read.
   rank = np.empty(len(names), dtype=np.int64)
   rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
@@ -345,7 +336,7 @@ def _records_sorted_by_name(
   writers = [tfrecords.Writer(p) for p in paths]
   try:
     examples = tqdm.tqdm(
-        _numpy_elements(_read_split(builder, split)),
+        _read_split(builder, split),
         total=total,
         desc=f'{split}: bucketing',
         unit=' images',
@@ -373,8 +364,7 @@ def _read_buckets(
   for path, bucket_ranks in zip(paths, ranks):
     start = int(bucket_ranks.min()) if len(bucket_ranks) else 0
     ordered = [b''] * len(bucket_ranks)
-    records = _numpy_elements(tf.data.TFRecordDataset(str(path)))
-    for r, record in zip(bucket_ranks, records):
+    for r, record in zip(bucket_ranks, tfrecords.read(path)):
       ordered[r - start] = record
     path.unlink()
     yield from ordered
@@ -401,36 +391,24 @@ class _RecordMaker:
       label, synset = -1, b''
     else:
       label, synset = label + 1, self._wnids[label]
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                'image/encoded': _bytes_feature(image),
-                'image/format': _bytes_feature(b'JPEG'),
-                'image/filename': _bytes_feature(file_name),
-                'image/class/label': _int64_feature(label),
-                'image/class/synset': _bytes_feature(synset),
-                'image/height': _int64_feature(header.height),
-                'image/width': _int64_feature(header.width),
-                'image/colorspace': _bytes_feature(b'RGB'),
-                # What pipelines decode to (decode_jpeg(channels=3)); the few
-                # grayscale JPEGs keep their bytes, as in the TFDS dataset.
-                'image/channels': _int64_feature(3),
-            }
-        )
-    ).SerializeToString()
+    return example_encoding.serialize_features({
+        'image/encoded': image,
+        'image/format': b'JPEG',
+        'image/filename': file_name,
+        'image/class/label': label,
+        'image/class/synset': synset,
+        'image/height': header.height,
+        'image/width': header.width,
+        'image/colorspace': b'RGB',
+        # What pipelines decode to (decode_jpeg(channels=3)); the few
+        # grayscale JPEGs keep their bytes, as in the TFDS dataset.
+        'image/channels': 3,
+    })
 
 
 def _sibling_temp_dir(path: Path, tag: str) -> Path:
   """A new folder `<path>.<tag>-<random>` beside `path`: same file system."""
   return Path(tempfile.mkdtemp(prefix=f'{path.name}.{tag}-', dir=path.parent))
-
-
-def _bytes_feature(value: bytes) -> tf.train.Feature:
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def _int64_feature(value: int) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
 def _positive_int(text: str) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from imagenet2012_local import labels
 from imagenet2012_local import tpu_export
@@ -132,6 +133,14 @@ def test_records_match_the_dataset(exported, dummy_build, split):
   assert seen == set(stored)
 
 
+def test_records_are_deterministic_protobuf_bytes(exported):
+  # Reproducible files: the bytes protobuf writes with sorted map keys.
+  for split in ['train', 'validation', 'test']:
+    for record in records(exported, split):
+      example = tf.train.Example.FromString(record)
+      assert example.SerializeToString(deterministic=True) == record
+
+
 @pytest.mark.parametrize('split', ['validation', 'test'])
 def test_sorted_by_file_name_across_shards(exported, split):
   names = file_names(exported, split)
@@ -213,6 +222,17 @@ def test_interrupted_export_leaves_nothing(dummy_build, tmp_path, monkeypatch, e
 def test_missing_split_is_an_error(dummy_build, tmp_path, capsys):
   assert export(dummy_build, tmp_path / 'tpu', '--splits', 'train,bogus') == 1
   assert 'bogus' in capsys.readouterr().err
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_array_record_build_is_an_error(dummy_build, tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(
+      tfds.core.DatasetInfo,
+      'file_format',
+      property(lambda _: tfds.core.FileFormat.ARRAY_RECORD),
+  )
+  assert export(dummy_build, tmp_path / 'tpu') == 1
+  assert 'TFRecord builds only' in capsys.readouterr().err
   assert list(tmp_path.iterdir()) == []
 
 
