@@ -36,6 +36,7 @@ from imagenet2012_local import archives
 from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
 from imagenet2012_local import tfrecords
+from imagenet2012_local import verification
 
 _T = TypeVar('_T')
 _R = TypeVar('_R')
@@ -201,7 +202,7 @@ def check_free_space(data_dir: epath.PathLike, archive_bytes: int) -> None:
   Raises:
     DiskSpaceError: too little free space.
   """
-  if '://' in os.fspath(data_dir):
+  if not verification.is_local(data_dir):
     return
   needed = int(archive_bytes * (1 + _SPACE_MARGIN_FRACTION)) + _SPACE_MARGIN_BYTES
   free = shutil.disk_usage(data_dir).free

@@ -23,6 +23,8 @@ from pathlib import Path
 from etils import epath
 from tensorflow_datasets.core.utils import tqdm_utils
 
+from imagenet2012_local import archives
+
 VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
 EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
 CACHE_DIR_ENV_VAR = 'IMAGENET2012_LOCAL_CACHE_DIR'
@@ -138,7 +140,7 @@ def verification_enabled(verify_checksums: bool | None) -> bool:
 
 
 _HOW_TO_FIX = (
-    'Re-download it from https://image-net.org/download-images (a partial or'
+    f'Re-download it from {archives.DOWNLOAD_PAGE} (a partial or'
     ' damaged copy gives a wrong dataset). If you re-packed it on purpose, turn'
     f' the check off with {VERIFY_ENV_VAR}=0 or'
     " tfds.builder('imagenet2012_local', verify_checksums=False)."
@@ -279,19 +281,20 @@ def _chunks(f: BinaryIO) -> Iterator[bytes | memoryview]:
     yield buffer[:size]
 
 
-def _is_local(path: epath.Path) -> bool:
+def is_local(path: epath.PathLike) -> bool:
+  """Whether `path` is on a local file system (not gs://, s3://, ...)."""
   return '://' not in os.fspath(path)
 
 
 def _absolute(path: epath.Path) -> epath.Path:
   """Local paths made absolute (they key the cache); gs:// and such as given."""
-  return path.expanduser().resolve() if _is_local(path) else path
+  return path.expanduser().resolve() if is_local(path) else path
 
 
 def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
   """Size and modification time; nanoseconds for local files, so a rewrite
   within the same second still counts as a change."""
-  if _is_local(path):
+  if is_local(path):
     stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns
   stat = path.stat()
