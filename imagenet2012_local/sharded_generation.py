@@ -1,12 +1,12 @@
-"""Writing each split shard by shard, every shard written once, in parallel.
+"""Writing each split shard by shard, every shard written once.
 
 TFDS's generator path sends every example through its shuffler, which spills
 the whole dataset to temporary files before it writes the first shard. Here
 the order is decided up front instead: the archive's index (image byte
 ranges, sorted by file name) is put in a seeded random order and dealt into
-contiguous shards, and each shard is written by one worker that reads its
-images by offset. So there is no spill, memory holds one image per worker, and
-the output is globally shuffled and the same on every build.
+contiguous shards, and each shard is written in one go, reading its images by
+offset. So there is no spill, memory holds one image per shard being written,
+and the output is globally shuffled and the same on every build.
 
 Writing is bound by disk and memory bandwidth, not by the CPU: one process
 writes as fast as several on one machine, while the MD5 check runs on a second

@@ -1,8 +1,10 @@
 """The MD5 gate: known archive sizes and digests, checked while archives are read.
 
-Sizes are checked before anything is read. MD5 is computed from the same bytes
-the build reads (no separate pass over 145 GB), and a mismatch raises before
-the build publishes anything. Archives that passed are remembered by
+Sizes are checked before anything is read. MD5 is computed while the build
+runs, not in a pass before it: on the fast path by `BackgroundHasher`, a thread
+reading each archive sequentially while shards are written; on TFDS's standard
+path from the very bytes it streams. A mismatch raises before the build
+publishes anything. Archives that passed are remembered by
 (path, size, mtime) so a rebuild does not hash them again.
 """
 
