@@ -248,8 +248,8 @@ def _index_tar(
   with path.open('rb') as f:
     view = _TarView(path, f, start, size, naming, skipped, inner_name)
     members = [
-        Member(m.name, view.class_dir, start + m.offset_data, m.size)
-        for m in view.index()
+        Member(name, view.class_dir, start + offset, size)
+        for name, offset, size in view.index()
     ]
   return members, skipped
 
@@ -322,12 +322,46 @@ class _TarView:
         member.name,
     )
 
-  def index(self) -> Iterator[tarfile.TarInfo]:
-    """The accepted members, read by seeking over their data."""
-    for _, member in self._members(
-        _Slice(self._lookup, self.start, self.size), stream=False
-    ):
-      yield member
+  def index(self) -> list[tuple[str, int, int]]:
+    """(name, data offset in this tar, size) of each accepted member, read by
+    seeking over their data."""
+    plain = self._plain_index()
+    if plain is not None:
+      return plain
+    # Anything else (skipped members, extended headers, damage): tarfile
+    # reads it, and `_members` skips or reports what it must.
+    return [
+        (member.name, member.offset_data, member.size)
+        for _, member in self._members(
+            _Slice(self._lookup, self.start, self.size), stream=False
+        )
+    ]
+
+  def _plain_index(self) -> list[tuple[str, int, int]] | None:
+    """`index` of a tar of nothing but regular files named like `_naming`,
+    in plain ustar or GNU headers, that ends properly (every ImageNet tar);
+    None for any other tar.
+
+    tarfile spends ~25 µs on a header (ImageNet has 1.3 M: ~35 s); this
+    reads the few fields that matter in ~5 µs.
+    """
+    found = []
+    pos = 0
+    while pos + BLOCK_SIZE <= self.size:
+      self._lookup.seek(self.start + pos)
+      header = self._lookup.read(BLOCK_SIZE)
+      if header[0] == 0:  # The end-of-archive marker, if all zero.
+        ends_well = header.count(0) == BLOCK_SIZE and not self._end_problem(pos)
+        return found if ends_well else None
+      name = _plain_file_name(header)
+      if name is None or not self._naming.matches(name):
+        return None
+      size = _octal(header[124:136])
+      if size is None or pos + BLOCK_SIZE + size > self.size:
+        return None
+      found.append((name, pos + BLOCK_SIZE, size))
+      pos += BLOCK_SIZE + -(-size // BLOCK_SIZE) * BLOCK_SIZE
+    return None
 
   def stream(self, fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, BinaryIO]]:
     """The accepted members and their data (for `read`), front to back."""
@@ -399,22 +433,27 @@ class _TarView:
 
   def _check_end(self, end: int) -> None:
     """Only zero blocks may follow the last member: see the module docstring."""
+    problem = self._end_problem(end)
+    if problem:
+      raise self._error(problem)
+
+  def _end_problem(self, end: int) -> str | None:
+    """What is wrong with the tar's end, if the member list ends at `end`."""
     padding = self.size - end
     at = f'at byte {self.start + end:,}{self._after()}'
     self._lookup.seek(self.start + end)
     first = self._lookup.read(min(padding, BLOCK_SIZE))
     if first.count(0) != len(first):
-      raise self._error(f'unreadable tar header {at} (damaged or cut off)')
+      return f'unreadable tar header {at} (damaged or cut off)'
     if len(first) < BLOCK_SIZE:
-      raise self._error(
-          f'ends {at}, without the end-of-archive marker: it is cut off'
-      )
+      return f'ends {at}, without the end-of-archive marker: it is cut off'
     rest = padding - BLOCK_SIZE
     if rest > _MAX_END_PADDING or self._lookup.read(rest).count(0) != rest:
-      raise self._error(
+      return (
           f'a zero block {at} ends the member list, yet {padding:,} bytes'
           ' follow: the tar is damaged, or its download stopped there'
       )
+    return None
 
   def _cut_off(self, member: tarfile.TarInfo) -> ArchiveError:
     start = self.start + member.offset_data
@@ -463,6 +502,34 @@ class _Slice:
     data = self._f.read(end - self._pos)
     self._pos += len(data)
     return data
+
+
+_USTAR_MAGICS = (b'ustar\x0000', b'ustar  \x00')  # POSIX, GNU.
+_REGULAR_FILE_TYPES = (ord('0'), 0)
+
+
+def _plain_file_name(header: bytes) -> str | None:
+  """The name in a tar header, if it is a regular file's plain header whose
+  checksum is right; else None."""
+  if header[156] not in _REGULAR_FILE_TYPES or header[257:265] not in _USTAR_MAGICS:
+    return None
+  if header[257:263] == b'ustar\x00' and header[345] != 0:
+    return None  # A POSIX name prefix: long names are left to tarfile.
+  checksum = _octal(header[148:156])
+  if checksum is None or checksum != sum(header) - sum(header[148:156]) + 256:
+    return None  # 256: the checksum field counts as eight spaces.
+  name = header[:100].split(b'\0', 1)[0]
+  return name.decode('ascii') if name.isascii() else None
+
+
+_OCTAL_FIELD = re.compile(rb' *([0-7]+) *(?:\0.*)?', re.DOTALL)
+
+
+def _octal(field: bytes) -> int | None:
+  """A tar header's number field: octal digits ended by NUL or space; None if
+  it is not (e.g. GNU's base-256 for huge values)."""
+  match = _OCTAL_FIELD.fullmatch(field)
+  return int(match[1], 8) if match else None
 
 
 def _skip_reason(member: tarfile.TarInfo) -> str | None:

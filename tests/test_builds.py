@@ -176,18 +176,30 @@ def _corrupt_one_byte(path) -> None:
   path.write_bytes(bytes(data))
 
 
-def test_md5_mismatch_fails_before_publishing(tmp_path):
+def _hash_with(monkeypatch, algorithm: str) -> None:
+  """Makes `algorithm` the digest this CPU computes fastest."""
+  others = tuple(a for a in verification.DIGEST_NAMES if a != algorithm)
+  monkeypatch.setattr(
+      verification, 'digests_fastest_first', lambda: (algorithm, *others)
+  )
+
+
+def _known_copy(name: str) -> verification.ArchiveDigest:
+  table = verification.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
+  return next(d for d in table if d.name == name)
+
+
+@pytest.mark.parametrize('algorithm', ['md5', 'sha256'])
+def test_a_digest_mismatch_fails_before_publishing(tmp_path, monkeypatch, algorithm):
+  _hash_with(monkeypatch, algorithm)
   manual = manual_dir_with(tmp_path, VAL_TAR)
   _corrupt_one_byte(manual / VAL_TAR)
-  expected = verification.read_table(
-      DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv'
-  )
-  expected_md5 = next(d.md5 for d in expected if d.name == VAL_TAR)
   with pytest.raises(verification.ChecksumError) as error:
     build(manual, tmp_path / 'data')
   message = str(error.value)
   assert str(manual / VAL_TAR) in message
-  assert expected_md5 in message
+  assert f'has {verification.DIGEST_NAMES[algorithm]} ' in message
+  assert _known_copy(VAL_TAR).digest(algorithm) in message
   assert verification.VERIFY_ENV_VAR in message  # Says how to opt out.
   assert not tfds.builder('imagenet2012_local', data_dir=tmp_path / 'data').is_prepared()
   assert not list((tmp_path / 'data').glob('**/*.tfrecord*'))
@@ -199,6 +211,37 @@ def test_wrong_size_fails_at_once(tmp_path):
     f.write(b'\0' * 512)
   with pytest.raises(verification.ChecksumError, match='is 31,232 bytes; expected 30,720'):
     build(manual, tmp_path / 'data')
+
+
+@pytest.mark.parametrize('algorithm', ['md5', 'sha256'])
+def test_either_digest_verifies_and_records_the_md5(tmp_path, monkeypatch, algorithm):
+  _hash_with(monkeypatch, algorithm)
+  manual = manual_dir_with(tmp_path, VAL_TAR, DEVKIT)
+  build(manual, tmp_path / 'data')
+  archives = _metadata(tmp_path / 'data')['archives']
+  assert archives[VAL_TAR]['status'] == 'verified'
+  assert archives[VAL_TAR]['md5'] == _known_copy(VAL_TAR).md5
+
+
+def test_md5_is_used_where_the_table_knows_no_sha256(tmp_path, monkeypatch):
+  _hash_with(monkeypatch, 'sha256')
+  archive = tmp_path / 'some_archive.tar'
+  archive.write_bytes((DUMMY_DIR / VAL_TAR).read_bytes())
+  known = _known_copy(VAL_TAR)
+  table = tmp_path / 'md5_only.tsv'
+  table.write_text(f'{archive.name}\t{archive.stat().st_size}\t{known.md5}\t-\n')
+  monkeypatch.setenv(verification.EXTRA_TABLES_ENV_VAR, str(table))
+  check = verification.ArchiveCheck(archive, enabled=True)
+  assert check.algorithm == 'md5'
+  check.update(archive.read_bytes())
+  check.finish()
+  assert check.summary() == {
+      'bytes': archive.stat().st_size, 'md5': known.md5, 'status': 'verified'
+  }
+
+
+def test_both_digests_are_timed():
+  assert sorted(verification.digests_fastest_first()) == ['md5', 'sha256']
 
 
 def test_builder_argument_turns_the_gate_off(tmp_path):
