@@ -18,6 +18,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import beam_generation
+from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local import verification
 from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
 from tests.helpers import DUMMY_DIR, read_split
@@ -93,6 +94,34 @@ def test_beam_build_publishes_the_local_build_byte_for_byte(
 @pytest.mark.parametrize('split', SPLITS)
 def test_beam_build_reads_back_as_the_local_build(beam_build, dummy_build, split):
   assert read_split(beam_build, split) == read_split(dummy_build, split)
+
+
+@pytest.mark.parametrize('on_workers', [False, True])
+def test_cloud_archives_are_indexed_on_the_workers(
+    tmp_path, monkeypatch, dummy_build, on_workers
+):
+  # Local archives are indexed by the launcher; archives in cloud storage
+  # (made to look so here) by a pipeline, before the shard-writing one.
+  monkeypatch.setattr(
+      imagenet2012_local_dataset_builder,
+      '_index_on_workers',
+      lambda archive: on_workers,
+  )
+  pipelines = []
+  run = beam_generation.BeamMap.__call__
+
+  def recording(self, fn, items):
+    pipelines.append(getattr(fn, 'func', fn).__name__)
+    return run(self, fn, items)
+
+  monkeypatch.setattr(beam_generation.BeamMap, '__call__', recording)
+  tfds.builder('imagenet2012_local', data_dir=tmp_path).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=DUMMY_DIR, beam_options=IN_PROCESS
+      )
+  )
+  assert pipelines == ['index_inner_tar'] * on_workers + ['write_shard']
+  _assert_same_dataset(tmp_path, dummy_build)
 
 
 def test_tfds_build_cli_with_beam_pipeline_options(tmp_path, dummy_build):
