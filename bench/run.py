@@ -25,6 +25,7 @@ import psutil
 from bench import archives as bench_archives
 from bench import measure
 from imagenet2012_local import verification
+from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
 
 _TFDS = str(Path(sys.executable).parent / 'tfds')
 _OURS = (
@@ -159,6 +160,7 @@ def _run_once(
         log_path,
         timeout_s,
     )
+    builder_s = _builder_seconds(scratch / 'data')
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   num_bytes = archive_set.num_bytes
@@ -168,6 +170,7 @@ def _run_once(
       'returncode': result.returncode,
       'timed_out': result.timed_out,
       'wall_s': result.wall_s,
+      **({'builder_s': builder_s} if builder_s is not None else {}),
       'images_per_s': archive_set.num_images / result.wall_s,
       'mb_per_s': num_bytes / 1e6 / result.wall_s,
       'peak_rss_gb': result.peak_rss_bytes / 1e9,
@@ -191,14 +194,24 @@ def _run_once(
     )
   else:
     print(
-        f'  {name} #{repeat}: {result.wall_s:.1f} s,'
+        f'  {name} #{repeat}: {result.wall_s:.1f} s'
+        + (f' (builder {builder_s:.1f} s)' if builder_s is not None else '')
+        + ','
         f' {row["images_per_s"]:.0f} images/s, {row["mb_per_s"]:.0f} MB/s'
     )
   return row
 
 
+def _builder_seconds(data_dir: Path) -> float | None:
+  """Our builder's own time (its build_stats.json), without the tfds CLI's
+  start; None for other variants."""
+  stats = list(data_dir.glob(f'imagenet2012_local/*/{BUILD_STATS_FILE}'))
+  return json.loads(stats[0].read_text())['seconds'] if stats else None
+
+
 _COLUMNS = (
     ('wall_s', 'wall s', '{:.1f}'),
+    ('builder_s', 'builder s', '{:.1f}'),
     ('images_per_s', 'images/s', '{:.0f}'),
     ('mb_per_s', 'MB/s', '{:.0f}'),
     ('peak_rss_gb', 'peak RSS GB', '{:.2f}'),
@@ -220,9 +233,11 @@ def summarize(
     ran = sum(r['variant'] == name for r in rows)
     entry = {'runs': len(ok), 'failed': ran - len(ok)}
     if ok:
-      entry.update(
-          {key: statistics.median(r[key] for r in ok) for key, _, _ in _COLUMNS}
-      )
+      entry.update({
+          key: statistics.median(r[key] for r in ok)
+          for key, _, _ in _COLUMNS
+          if all(key in r for r in ok)
+      })
     summary[name] = entry
   for name, entry in summary.items():
     for base in _BASELINES:
