@@ -3,7 +3,7 @@
 Nothing is extracted to disk and no inner tar is held in memory. Two ways in:
 - `iter_images` streams the outer tar once, front to back, and each inner
   `<wnid>.tar` from inside it; every byte read can pass through a callback,
-  which is how the MD5 gate sees the archive without a second pass.
+  which is how the checksum gate sees the archive without a second pass.
 - `index_archive` reads only the tar headers and returns each image's byte
   range, so shards can be written in any order by reading images by offset.
 

@@ -91,10 +91,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       skip_bad_images: bool | None = None,
       **kwargs,
   ):
-    """Like any TFDS builder; `verify_checksums=False` turns the MD5 gate off.
+    """Like any TFDS builder; `verify_checksums=False` turns the checksum gate off.
 
     Args:
-      verify_checksums: check archive sizes and MD5 digests against
+      verify_checksums: check archive sizes and digests (SHA-256 or MD5) against
         `checksums/`. None (default) follows $IMAGENET2012_LOCAL_VERIFY, which
         is on unless set to 0.
       skip_bad_images: leave out images that no decoder can read, listing them
@@ -134,7 +134,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(
       self, source: SplitSource
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
-    """TFDS's standard path: one streaming pass, MD5 computed inline."""
+    """TFDS's standard path: one streaming pass, the digest computed inline."""
     check = source.check
     fixer = image_fixes.ImageFixer(str(check.path), self._skip_bad_images)
     skipped_members = {}
@@ -154,7 +154,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           'label': source.label(image.file_name, image.class_dir),
           'file_name': image.file_name,
       }
-    check.finish()  # Raises before anything is published if the MD5 is wrong.
+    check.finish()  # Raises before anything is published if the digest is wrong.
     self._record_split(source, fixer.fixed, fixer.skipped, skipped_members)
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
@@ -188,7 +188,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       sources: Mapping[str, SplitSource],
       map_fn: sharded_generation.MapFn = map,
   ) -> None:
-    """The fast path: shards written once each, MD5 computed alongside.
+    """The fast path: shards written once each, digests computed alongside.
 
     Args:
       sources: the splits to build.
@@ -226,7 +226,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           map_fn,
           on_result=lambda _: hasher.raise_if_failed(),
       )
-      hasher.wait()  # Raises before anything is published if an MD5 is wrong.
+      hasher.wait()  # Raises before anything is published if a digest is wrong.
     self.info.set_splits(
         tfds.core.SplitDict([
             sharded_generation.split_info(

@@ -513,8 +513,9 @@ def _archive_lines(archives: Mapping[str, Mapping[str, object]]) -> list[str]:
     return ['The metadata records no archives.']
   verified = sum(1 for a in archives.values() if a.get('md5'))
   lines = [
-      f'{verified} of {len(archives)} archives verified against known MD5'
-      ' digests (the checksum tables of the build).',
+      f'{verified} of {len(archives)} archives verified against known digests'
+      ' (the checksum tables of the build; the MD5 of the known copy is'
+      ' shown).',
       '',
       '| archive | split | size | MD5 | status |',
       '|---|---|---:|---|---|',
@@ -541,7 +542,7 @@ def _build_time(version_dir: epath.Path) -> str:
     text = f'{minutes} min {whole_seconds:02d} s'
   else:
     text = f'{seconds:.3g} s'
-  # build_stats.json times the generation (indexing, writing, MD5), not the
+  # build_stats.json times the generation (indexing, writing, checksums), not the
   # start-up of the command that ran it.
   return f'Build time: {text} (generation, without start-up).'
 

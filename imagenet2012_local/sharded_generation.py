@@ -9,9 +9,10 @@ offset. So there is no spill, memory holds one image per shard being written,
 and the output is globally shuffled and the same on every build.
 
 Writing is bound by disk and memory bandwidth, not by the CPU: one process
-writes as fast as several on one machine, while the MD5 check runs on a second
-core. `write_shard` is the unit of work, run here one shard after another or
-in parallel by Beam workers: anything with `map`'s signature (`MapFn`) runs it.
+writes as fast as several on one machine, while the archive digests are
+computed on a second core. `write_shard` is the unit of work, run here one
+shard after another or in parallel by Beam workers: anything with `map`'s
+signature (`MapFn`) runs it.
 """
 
 from __future__ import annotations

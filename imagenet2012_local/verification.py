@@ -157,8 +157,9 @@ def digests_fastest_first() -> tuple[str, ...]:
   Timed on a few MiB (a few milliseconds), best of three, once per process.
   """
 
+  sample = bytes(4 << 20)
+
   def seconds(algorithm: str) -> float:
-    sample = bytes(4 << 20)
     times = []
     for _ in range(3):
       start = time.perf_counter()

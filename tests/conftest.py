@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated MD5 gate, default settings, one build of the dummy data."""
+"""Shared fixtures: an isolated checksum gate, default settings, one build of the dummy data."""
 
 from __future__ import annotations
 

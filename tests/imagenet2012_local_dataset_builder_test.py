@@ -10,7 +10,7 @@ class Imagenet2012LocalTest(tfds.testing.DatasetBuilderTestCase):
   DATASET_CLASS = imagenet2012_local_dataset_builder.Builder
   EXAMPLE_DIR = str(DUMMY_DIR)
   SPLITS = {'train': 26, 'validation': 10, 'test': 5}
-  # The MD5 gate stays on: checksums/dummy_data.tsv knows the dummy archives.
+  # The checksum gate stays on: checksums/dummy_data.tsv knows the dummy archives.
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ _SKIP_DECODING = {'image': tfds.decode.SkipDecoding()}
 def array_record_builder(tmp_path_factory) -> tfds.core.DatasetBuilder:
   """The dummy data built as ArrayRecord, through download_and_prepare."""
   data_dir = tmp_path_factory.mktemp('array_record_build')
-  # Module-scoped, so set up before the per-test isolation of the MD5 gate.
+  # Module-scoped, so set up before the per-test isolation of the checksum gate.
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv(verification.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
     mp.delenv(verification.VERIFY_ENV_VAR, raising=False)
