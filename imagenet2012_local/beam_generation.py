@@ -1,6 +1,6 @@
 """The fast path's units of work, run as Apache Beam pipelines.
 
-`BeamMap` has builtin `map`'s signature (a `sharded_generation.MapFn`), so the
+`BeamMap` has builtin `map`'s signature (a `shard_writer.MapFn`), so the
 builder's sharded path runs unchanged on any Beam runner: indexing the inner
 train tars is one pipeline and writing the shards another. Each worker reads
 its images from the archive by offset and writes its shard itself, so only

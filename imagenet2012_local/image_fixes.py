@@ -22,11 +22,12 @@ import os
 
 import PIL.Image
 
+from imagenet2012_local import errors
+from imagenet2012_local import settings
+
 # Like upstream TFDS's fixes (TF's encoder at quality 100), so fixed images
 # carry the same pixels as upstream's within JPEG rounding.
 REENCODE_QUALITY = 100
-
-SKIP_BAD_IMAGES_ENV_VAR = 'IMAGENET2012_LOCAL_SKIP_BAD_IMAGES'
 
 _JPEG_START = b'\xff\xd8'
 _JPEG_END = b'\xff\xd9'
@@ -36,7 +37,7 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _MARKERS_WITHOUT_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}
 
 
-class UndecodableImageError(ValueError):
+class UndecodableImageError(errors.Imagenet2012LocalError, ValueError):
   """Bytes that no decoder here can read as an image."""
 
 
@@ -143,7 +144,7 @@ class ImageFixer:
         raise UndecodableImageError(
             f'{self._archive}: no decoder can read the image {file_name}'
             f' ({e}).\nDownload {os.path.basename(self._archive)} again, or'
-            f' leave such images out with {SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
+            f' leave such images out with {settings.SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
             " tfds.builder('imagenet2012_local', skip_bad_images=True)); they"
             " are listed in the dataset's metadata, skipped_images."
         ) from e

@@ -6,35 +6,32 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from absl import logging
 from etils import epath
+import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archives
+from imagenet2012_local import archive_facts
+from imagenet2012_local import archive_index
+from imagenet2012_local import disk_space
+from imagenet2012_local import errors
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
-from imagenet2012_local import sharded_generation
+from imagenet2012_local import paths
+from imagenet2012_local import plan
+from imagenet2012_local import settings
+from imagenet2012_local import shard_writer
+from imagenet2012_local import tar_reader
+from imagenet2012_local import tfds_internals
+from imagenet2012_local import tfds_layout
 from imagenet2012_local import verification
 
-# Split -> archive file name in the manual dir.
-ARCHIVES = {
-    tfds.Split.TRAIN: 'ILSVRC2012_img_train.tar',
-    tfds.Split.VALIDATION: 'ILSVRC2012_img_val.tar',
-    tfds.Split.TEST: 'ILSVRC2012_img_test.tar',
-}
-# Split -> how its images are named; other members are skipped or refused.
-_IMAGE_NAMES = {
-    tfds.Split.TRAIN: archives.TRAIN_IMAGES,
-    tfds.Split.VALIDATION: archives.VALIDATION_IMAGES,
-    tfds.Split.TEST: archives.TEST_IMAGES,
-}
-_TEST_LABEL = -1  # The test split has no public labels.
 BUILD_STATS_FILE = 'build_stats.json'
 
 
-class MissingArchivesError(FileNotFoundError):
+class MissingArchivesError(errors.Imagenet2012LocalError, FileNotFoundError):
   """The manual dir holds none of the split archives."""
 
 
@@ -42,26 +39,26 @@ class MissingArchivesError(FileNotFoundError):
 class SplitSource:
   """One split's archive, its checksum gate, and how its images get labels."""
 
-  split: str
+  archive: archive_facts.Archive
   check: verification.ArchiveCheck
   validation_labels: labels.ValidationLabels | None
-  class_label: tfds.features.ClassLabel
+  class_names: tuple[str, ...]
 
   @property
-  def nested(self) -> bool:
-    return self.split == tfds.Split.TRAIN
+  def split(self) -> str:
+    return self.archive.split
 
-  @property
-  def image_names(self) -> archives.Naming:
-    return _IMAGE_NAMES[self.split]
+  def index(self, map_fn: shard_writer.MapFn | None = None, **kwargs) -> archive_index.ArchiveIndex:
+    """The archive's index; `map_fn` maps over train's inner tars."""
+    return archive_index.index_archive(
+        self.check.path, self.archive, map_fn=map_fn, **kwargs
+    )
 
-  def label(self, file_name: str, class_dir: str | None) -> int:
-    """The class index of an image; -1 in the test split."""
-    if self.split == tfds.Split.TRAIN:
-      return self.class_label.str2int(class_dir)
-    if self.split == tfds.Split.VALIDATION:
-      return self.class_label.str2int(self.validation_labels[file_name])
-    return _TEST_LABEL
+  def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:
+    """The class number of each image of `index`; -1 in the test split."""
+    return labels.split_labels(
+        self.split, index, self.class_names, self.validation_labels
+    )
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -75,12 +72,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       ),
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-  Register at {archives.DOWNLOAD_PAGE} and download into the manual dir (default
-  ~/tensorflow_datasets/downloads/manual/, or pass --manual_dir):
-    {ARCHIVES[tfds.Split.TRAIN]}  (138 GiB, train)
-    {ARCHIVES[tfds.Split.VALIDATION]}  (6.3 GiB, validation)
-  and optionally {ARCHIVES[tfds.Split.TEST]} (test, no labels) and
-  {labels.DEVKIT_NAME} (cross-checks the validation labels).
+  Register at {archive_facts.DOWNLOAD_PAGE} and download into the manual dir
+  (default ~/tensorflow_datasets/downloads/manual/, or pass --manual_dir):
+    {archive_facts.TRAIN.file_name}  ({archive_facts.TRAIN.about})
+    {archive_facts.VALIDATION.file_name}  ({archive_facts.VALIDATION.about})
+  and optionally {archive_facts.TEST.file_name} ({archive_facts.TEST.about})
+  and {archive_facts.DEVKIT} (cross-checks the validation labels).
   Any subset of the split archives builds those splits. Do not extract them.
   """
 
@@ -103,12 +100,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         to 1.
       **kwargs: passed to `tfds.core.GeneratorBasedBuilder`.
     """
-    self._verify_checksums = verification.verification_enabled(
-        verify_checksums
-    )
-    self._skip_bad_images = verification.flag(
-        skip_bad_images, image_fixes.SKIP_BAD_IMAGES_ENV_VAR, default=False
-    )
+    self._verify_checksums = settings.verify_checksums(verify_checksums)
+    self._skip_bad_images = settings.skip_bad_images(skip_bad_images)
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -134,39 +127,33 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(
       self, source: SplitSource
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
-    """TFDS's standard path: one streaming pass, the digest computed inline."""
-    check = source.check
-    fixer = image_fixes.ImageFixer(str(check.path), self._skip_bad_images)
+    """TFDS's generator path: the same plan and reads as the sharded path,
+    examples handed to TFDS's writer one by one."""
     skipped_members = {}
-    images = archives.iter_images(
-        check.path,
-        nested=source.nested,
-        image_names=source.image_names,
-        on_bytes=check.update if check.needs_hashing else None,
-        skipped=skipped_members,
-    )
-    for image in images:
-      data = fixer(image.file_name, image.data)
-      if data is None:
-        continue
-      yield image.file_name, {
-          'image': data,
-          'label': source.label(image.file_name, image.class_dir),
-          'file_name': image.file_name,
-      }
-    check.finish()  # Raises before anything is published if the digest is wrong.
+    index = source.index(skipped=skipped_members)
+    tasks = plan.plan_split(source.split, str(source.check.path), index, source.labels)
+    fixer = image_fixes.ImageFixer(str(source.check.path), self._skip_bad_images)
+    with verification.BackgroundHasher([source.check]) as hasher:
+      for task in tasks:
+        for name, data, label in shard_writer.fixed_examples(task, fixer):
+          yield name, {'image': data, 'label': label, 'file_name': name}
+        hasher.raise_if_failed()
+      hasher.wait()  # Raises before anything is published if the digest is wrong.
     self._record_split(source, fixer.fixed, fixer.skipped, skipped_members)
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
     start = time.monotonic()
     if download_config.max_examples_per_split is not None:
-      path = 'TFDS generator (shuffler)'
+      path = 'tfds-generator'
+      why = 'max_examples_per_split is set: TFDS writes what it takes'
+      logging.info('Build path: %s (%s).', path, why)
       super()._download_and_prepare(dl_manager, download_config)
     elif download_config.beam_runner or download_config.beam_options:
       # Imported here: Beam's import cost only for builds that use it.
       from imagenet2012_local import beam_generation  # pylint: disable=g-import-not-at-top
 
       path = 'beam'
+      logging.info('Build path: beam (Beam options were given).')
       # The scratch dir lies in TFDS's temporary data dir, so workers can
       # reach it wherever the output goes; BeamMap deletes it after each run.
       self._generate_shards(
@@ -179,6 +166,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       )
     else:
       path = 'sharded'
+      logging.info('Build path: sharded (shards written here, in one process).')
       self._generate_shards(self._split_sources(dl_manager))
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
     (self.data_path / BUILD_STATS_FILE).write_text(json.dumps(stats))
@@ -186,41 +174,32 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_shards(
       self,
       sources: Mapping[str, SplitSource],
-      map_fn: sharded_generation.MapFn = map,
+      map_fn: shard_writer.MapFn = map,
   ) -> None:
-    """The fast path: shards written once each, digests computed alongside.
+    """The sharded path: shards written once each, digests computed alongside.
 
     Args:
       sources: the splits to build.
-      map_fn: runs indexing and shard writing; builtin `map` runs them here,
-        one after another.
+      map_fn: runs indexing (of archives in cloud storage) and shard writing;
+        builtin `map` runs them here, one after another.
     """
     skipped_members = {split: {} for split in sources}
     with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
       tasks = []
       for split, source in sources.items():
-        members = archives.index_archive(
-            source.check.path,
-            nested=source.nested,
-            image_names=source.image_names,
-            skipped=skipped_members[split],
+        index = source.index(
             map_fn=functools.partial(
-                sharded_generation.progress_map,
+                shard_writer.progress_map,
                 desc=f'Indexing {split}',
                 unit=' tars',
-                map_fn=map_fn if _index_on_workers(source.check.path) else map,
+                map_fn=_index_map(source.check.path, map_fn),
             ),
+            skipped=skipped_members[split],
         )
-        tasks += sharded_generation.plan_split(
-            split,
-            source.check.path,
-            members,
-            lambda m, source=source: source.label(m.file_name, m.class_dir),
-            self._get_filename_template(split),
-        )
-      results = sharded_generation.write_shards(
-          sharded_generation.ShardWriter(
-              self._example_writer(), self._skip_bad_images
+        tasks += plan.plan_split(split, str(source.check.path), index, source.labels)
+      results = shard_writer.write_shards(
+          shard_writer.ShardWriter(
+              tfds_layout.TfdsLayout(self, sources), self._skip_bad_images
           ),
           tasks,
           map_fn,
@@ -228,12 +207,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       )
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     self.info.set_splits(
-        tfds.core.SplitDict([
-            sharded_generation.split_info(
-                split, results, self._get_filename_template(split)
-            )
-            for split in sources
-        ])
+        tfds.core.SplitDict([self._split_info(split, results) for split in sources])
     )
     for split, source in sources.items():
       fixed, skipped = {}, {}
@@ -242,6 +216,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           fixed.update(result.fixed_images)
           skipped.update(result.skipped_images)
       self._record_split(source, fixed, skipped, skipped_members[split])
+
+  def _split_info(
+      self, split: str, results: Sequence[shard_writer.ShardResult]
+  ) -> tfds.core.SplitInfo:
+    written = sorted((r for r in results if r.split == split), key=lambda r: r.index)
+    return tfds_internals.split_info(
+        self,
+        split,
+        [r.num_examples for r in written],
+        sum(r.num_bytes for r in written),
+    )
 
   def _split_sources(
       self, dl_manager: tfds.download.DownloadManager
@@ -255,40 +240,43 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       manual_dir = epath.Path(dl_manager.manual_dir)
     except AssertionError as e:
       # TFDS's own check, whose message is a page of instructions.
-      folder = getattr(dl_manager, '_manual_dir', 'The manual dir')
-      raise MissingArchivesError(
-          _missing_archives(f'{folder} does not exist or is empty')
-      ) from e
-    present = {
-        split: manual_dir / name
-        for split, name in ARCHIVES.items()
-        if (manual_dir / name).exists()
-    }
+      raise MissingArchivesError(_missing_archives(
+          f'{tfds_internals.manual_dir_as_given(dl_manager)} does not exist or'
+          ' is empty'
+      )) from e
+    present = [
+        archive
+        for archive in archive_facts.ARCHIVES
+        if (manual_dir / archive.file_name).exists()
+    ]
     if not present:
       raise MissingArchivesError(
           _missing_archives(f'No ImageNet 2012 archive in {manual_dir}')
       )
     checks = {
-        split: verification.ArchiveCheck(path, self._verify_checksums)
-        for split, path in present.items()
+        archive.split: verification.ArchiveCheck(
+            manual_dir / archive.file_name, self._verify_checksums
+        )
+        for archive in present
     }
     for check in checks.values():
-      archives.check_tar_size(check.path, check.size)
-    sharded_generation.check_free_space(
+      tar_reader.check_tar_size(check.path, check.size)
+    disk_space.check_free_space(
         self.data_dir_root, sum(check.size for check in checks.values())
     )
     validation_labels = None
-    if tfds.Split.VALIDATION in present:
+    if archive_facts.VALIDATION in present:
       validation_labels, devkit = labels.validation_labels(
           manual_dir, self._verify_checksums
       )
       if devkit:
         self.info.metadata['class_words'] = devkit.words_by_wnid
+    class_names = tuple(self.info.features['label'].names)
     return {
-        split: SplitSource(
-            split, check, validation_labels, self.info.features['label']
+        archive.split: SplitSource(
+            archive, checks[archive.split], validation_labels, class_names
         )
-        for split, check in checks.items()
+        for archive in present
     }
 
   def _record_split(
@@ -318,20 +306,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
 
 
-def _index_on_workers(archive: epath.Path) -> bool:
-  """Whether `map_fn` (e.g. Beam workers) should read the inner tars' headers.
+def _index_map(
+    archive: epath.Path, map_fn: shard_writer.MapFn
+) -> shard_writer.MapFn:
+  """How to map over an archive's inner tars: on `map_fn`'s workers (e.g.
+  Beam's) where `_index_on_workers`, on threads here otherwise."""
+  if map_fn is not map and _index_on_workers(archive):
+    return map_fn
+  return archive_index.map_on_threads
 
-  Local headers are read in well under a second per GB, less time than a
-  pipeline takes to start; in cloud storage each one is a round trip, so
-  workers read them in parallel.
-  """
-  return not verification.is_local(archive)
+
+def _index_on_workers(archive: epath.Path) -> bool:
+  """Whether workers should read the inner tars' headers: in cloud storage
+  each is a round trip, so workers read them in parallel; a local disk reads
+  them in under a second per GB, less than a pipeline takes to start."""
+  return not paths.is_local(archive)
 
 
 def _missing_archives(what: str) -> str:
   """The message of a MissingArchivesError: `what` is wrong, then what to do."""
-  return (
-      f'{what}: expected {", ".join(ARCHIVES.values())} (any of them).\n'
-      f'Download them from {archives.DOWNLOAD_PAGE} (free registration) into'
-      ' that folder, or pass --manual_dir=<the folder that holds them>.'
+  names = ', '.join(archive.file_name for archive in archive_facts.ARCHIVES)
+  return errors.two_lines(
+      f'{what}: expected {names} (any of them)',
+      f'Download them from {archive_facts.DOWNLOAD_PAGE} (free registration)'
+      ' into that folder, or pass --manual_dir=<the folder that holds them>.',
   )

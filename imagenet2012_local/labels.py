@@ -15,25 +15,28 @@ import tarfile
 from collections.abc import Sequence
 
 from etils import epath
+import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archives
+from imagenet2012_local import archive_facts
+from imagenet2012_local import archive_index
+from imagenet2012_local import errors
 from imagenet2012_local import verification
 
-DEVKIT_NAME = 'ILSVRC2012_devkit_t12.tar.gz'
+DEVKIT_NAME = archive_facts.DEVKIT
 _DEVKIT_DATA = 'ILSVRC2012_devkit_t12/data/'
 _CLASS_NAMES_FILE = 'datasets/imagenet2012/labels.txt'
 _TFDS_VALIDATION_LABELS_FILE = 'datasets/imagenet2012/validation_labels.txt'
 
 
-class LabelError(ValueError):
+class LabelError(errors.Imagenet2012LocalError, ValueError):
   """Validation labels are missing, malformed, or disagree between sources."""
 
 
 _DEVKIT_HOW_TO_FIX = (
     f'Replace it with the official {DEVKIT_NAME} from'
-    f' {archives.DOWNLOAD_PAGE}, or remove it from the manual dir to use the'
+    f' {archive_facts.DOWNLOAD_PAGE}, or remove it from the manual dir to use the'
     ' labels tensorflow-datasets ships.'
 )
 
@@ -45,11 +48,11 @@ def class_names_file() -> epath.Path:
 
 def validation_number(file_name: str) -> int:
   """The N of `ILSVRC2012_val_%08d.JPEG`; LabelError for any other name."""
-  match = archives.VALIDATION_IMAGES.pattern.fullmatch(file_name)
+  match = archive_facts.VALIDATION_IMAGES.pattern.fullmatch(file_name)
   if not match:
     raise LabelError(
         f'{file_name!r} in the validation archive is not named like'
-        f' {archives.VALIDATION_IMAGES.shape}, so its label cannot be looked'
+        f' {archive_facts.VALIDATION_IMAGES.shape}, so its label cannot be looked'
         ' up.\nUse the official ILSVRC2012_img_val.tar, which names its images'
         ' by their number.'
     )
@@ -166,3 +169,36 @@ def validation_labels(
       ),
       devkit,
   )
+
+
+def split_labels(
+    split: str,
+    index: archive_index.ArchiveIndex,
+    class_names: Sequence[str],
+    validation: ValidationLabels | None,
+) -> np.ndarray:
+  """The class number (into the sorted `class_names`) of each image of `index`,
+  in its order: by inner tar in train, by file number in validation; -1 for
+  the unlabeled test split.
+
+  Raises:
+    LabelError: an image has no label.
+  """
+  number = {wnid: i for i, wnid in enumerate(class_names)}
+  if split == archive_facts.TRAIN.split:
+    unknown = [d for d in index.class_dirs if d not in number]
+    if unknown:
+      raise LabelError(errors.two_lines(
+          f'{archive_facts.TRAIN.file_name} holds {unknown[0]}.tar, and'
+          f' {unknown[0]} is not one of the 1,000 ILSVRC2012 classes',
+          f'Use the official {archive_facts.TRAIN.file_name}, or remove the'
+          ' inner tars of other classes when re-packing it.',
+      ))
+    by_class_dir = np.array([number[d] for d in index.class_dirs], dtype=np.int32)
+    return by_class_dir[index.class_ids]
+  if split == archive_facts.VALIDATION.split:
+    return np.array(
+        [number[validation[name.decode()]] for name in index.names],
+        dtype=np.int32,
+    )
+  return np.full(len(index), -1, dtype=np.int32)

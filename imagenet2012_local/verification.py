@@ -1,10 +1,9 @@
 """The checksum gate: known archive sizes and digests, checked while archives are read.
 
 Sizes are checked before anything is read. The digest is computed while the
-build runs, not in a pass before it: on the fast path by `BackgroundHasher`, a
-thread reading each archive sequentially while shards are written; on TFDS's
-standard path from the very bytes it streams. A mismatch raises before the
-build publishes anything. Archives that passed are remembered by
+build runs, not in a pass before it: by `BackgroundHasher`, a thread reading
+each archive sequentially while shards are written. A mismatch raises before
+the build publishes anything. Archives that passed are remembered by
 (path, size, mtime) so a rebuild does not hash them again.
 
 Where the checksum table knows both digests of an archive, the one this CPU
@@ -15,170 +14,35 @@ sequential pass on one core, is what bounds a verified build's time.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
-import importlib.resources
 import json
 import logging
 import os
 import tempfile
 import threading
-import time
-from typing import BinaryIO
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from etils import epath
-from tensorflow_datasets.core.utils import tqdm_utils
 
-from imagenet2012_local import archives
-
-VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
-EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
-CACHE_DIR_ENV_VAR = 'IMAGENET2012_LOCAL_CACHE_DIR'
-_TABLES_PACKAGE = 'imagenet2012_local.checksums'
-# Large reads: the hashing thread takes the GIL back after each one, and
-# waits for it while the writer holds it; 32 MiB made 8 GB builds ~13 % faster
-# than 4 MiB.
-_HASH_CHUNK = 32 << 20
-# The digests an archive can be checked with: hashlib name -> name in messages.
-DIGEST_NAMES = {'md5': 'MD5', 'sha256': 'SHA-256'}
+from imagenet2012_local import archive_facts
+from imagenet2012_local import checksum_tables
+from imagenet2012_local import errors
+from imagenet2012_local import paths
+from imagenet2012_local import settings
+from imagenet2012_local import tfds_internals
 
 _log = logging.getLogger(__name__)
 
 
-class ChecksumError(Exception):
+class ChecksumError(errors.Imagenet2012LocalError):
   """An archive's size or digest differs from every known copy of it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ArchiveDigest:
-  """One known copy of an archive: a row of a checksum table.
-
-  `size` is None where the table does not know it ('-'); the MD5 still counts.
-  `sha256` is '' where the table does not know it.
-  """
-
-  name: str
-  size: int | None
-  md5: str
-  sha256: str = ''
-
-  def digest(self, algorithm: str) -> str:
-    """The known digest by hashlib name ('md5' or 'sha256'); '' if unknown."""
-    return getattr(self, algorithm)
-
-
-def read_table(path: str | os.PathLike[str]) -> list[ArchiveDigest]:
-  """Parses a checksum table: `name size md5 sha256`, tab-separated, `#` comments."""
-  rows = []
-  for line in epath.Path(path).read_text().splitlines():
-    if not line.strip() or line.startswith('#'):
-      continue
-    name, size, md5, sha256 = line.split('\t')
-    rows.append(
-        ArchiveDigest(
-            name=name,
-            size=None if size == '-' else int(size),
-            md5=md5,
-            sha256='' if sha256 == '-' else sha256,
-        )
-    )
-  return rows
-
-
-def write_table(
-    path: str | os.PathLike[str],
-    archives: Iterable[str | os.PathLike[str]],
-    comment: str,
-) -> None:
-  """Writes a checksum table for `archives`, computing size, MD5 and SHA-256."""
-  lines = [f'# {line}' for line in comment.splitlines()]
-  lines.append('# name\tsize\tmd5\tsha256')
-  for archive in sorted(archives, key=lambda p: Path(p).name):
-    md5, sha256 = hashlib.md5(), hashlib.sha256()
-    with open(archive, 'rb') as f:
-      for chunk in _chunks(f):
-        md5.update(chunk)
-        sha256.update(chunk)
-    size = Path(archive).stat().st_size
-    lines.append(
-        f'{Path(archive).name}\t{size}\t{md5.hexdigest()}\t{sha256.hexdigest()}'
-    )
-  Path(path).write_text('\n'.join(lines) + '\n')
-
-
-def known_archives() -> dict[str, list[ArchiveDigest]]:
-  """All known archive copies by file name: the bundled tables plus extra ones.
-
-  Extra tables (e.g. for benchmark archives) are named in
-  $IMAGENET2012_LOCAL_CHECKSUMS, separated by os.pathsep.
-  """
-  tables = [
-      entry
-      for entry in importlib.resources.files(_TABLES_PACKAGE).iterdir()
-      if entry.name.endswith('.tsv')
-  ]
-  extra = os.environ.get(EXTRA_TABLES_ENV_VAR, '')
-  tables += [epath.Path(p) for p in extra.split(os.pathsep) if p]
-  by_name: dict[str, list[ArchiveDigest]] = {}
-  for table in tables:
-    for row in read_table(table):
-      by_name.setdefault(row.name, []).append(row)
-  return by_name
-
-
-def flag(argument: bool | None, env_var: str, default: bool) -> bool:
-  """A yes/no setting: the builder argument wins, then $`env_var`, then `default`.
-
-  Raises:
-    ValueError: the variable is set to something that is neither on nor off.
-  """
-  if argument is not None:
-    return argument
-  value = os.environ.get(env_var, '').strip().lower()
-  if not value:
-    return default
-  if value in ('1', 'true', 'yes', 'on'):
-    return True
-  if value in ('0', 'false', 'no', 'off'):
-    return False
-  raise ValueError(
-      f'{env_var}={value!r} is neither on nor off.\n'
-      f'Set {env_var} to 1 (on) or 0 (off), or unset it for the default.'
-  )
-
-
-@functools.cache
-def digests_fastest_first() -> tuple[str, ...]:
-  """The hashlib names of DIGEST_NAMES, the fastest on this CPU first.
-
-  Timed on a few MiB (a few milliseconds), best of three, once per process.
-  """
-
-  sample = bytes(4 << 20)
-
-  def seconds(algorithm: str) -> float:
-    times = []
-    for _ in range(3):
-      start = time.perf_counter()
-      hashlib.new(algorithm, sample)
-      times.append(time.perf_counter() - start)
-    return min(times)
-
-  return tuple(sorted(DIGEST_NAMES, key=seconds))
-
-
-def verification_enabled(verify_checksums: bool | None) -> bool:
-  """The builder argument wins; otherwise $IMAGENET2012_LOCAL_VERIFY (default on)."""
-  return flag(verify_checksums, VERIFY_ENV_VAR, default=True)
-
-
 _HOW_TO_FIX = (
-    f'Re-download it from {archives.DOWNLOAD_PAGE} (a partial or'
+    f'Re-download it from {archive_facts.DOWNLOAD_PAGE} (a partial or'
     ' damaged copy gives a wrong dataset). If you re-packed it on purpose, turn'
-    f' the check off with {VERIFY_ENV_VAR}=0 or'
+    f' the check off with {settings.VERIFY_ENV_VAR}=0 or'
     " tfds.builder('imagenet2012_local', verify_checksums=False)."
 )
 
@@ -195,17 +59,17 @@ class ArchiveCheck:
   """
 
   def __init__(self, path: str | os.PathLike[str], enabled: bool):
-    self.path = _absolute(epath.Path(path))
+    self.path = paths.absolute(path)
     self.size, self._mtime = _size_and_mtime(self.path)
     self.algorithm = 'md5'  # Which digest `update` computes: see `_verify`.
     self._hash = hashlib.md5()
     # Known copies this archive may be; empty when there is nothing to hash.
-    self._candidates: list[ArchiveDigest] = []
+    self._candidates: list[checksum_tables.ArchiveDigest] = []
     self._verified_md5: str | None = None
     if not enabled:
       self.status = 'not verified: the check is turned off'
       return
-    known = known_archives().get(self.path.name)
+    known = checksum_tables.known_archives().get(self.path.name)
     if not known:
       self.status = 'not verified: no known checksum for this file name'
       _log.warning('%s: no known checksum, not verified.', self.path)
@@ -224,13 +88,13 @@ class ArchiveCheck:
     else:
       self._verify(candidates)
 
-  def _verify(self, candidates: list[ArchiveDigest]) -> None:
+  def _verify(self, candidates: list[checksum_tables.ArchiveDigest]) -> None:
     """Gets ready to hash with the fastest digest all `candidates` know."""
     self.status = 'verifying'
     self._candidates = candidates
     self.algorithm = next(
         a
-        for a in digests_fastest_first()
+        for a in checksum_tables.digests_fastest_first()
         if all(c.digest(a) for c in candidates)
     )
     self._hash = hashlib.new(self.algorithm)
@@ -255,7 +119,7 @@ class ArchiveCheck:
     if match is None:
       expected = ' or '.join(k.digest(self.algorithm) for k in self._candidates)
       raise ChecksumError(
-          f'{self.path} has {DIGEST_NAMES[self.algorithm]} {actual}; expected'
+          f'{self.path} has {checksum_tables.DIGEST_NAMES[self.algorithm]} {actual}; expected'
           f' {expected}. Nothing was published.\n' + _HOW_TO_FIX
       )
     self.status = 'verified'
@@ -282,7 +146,7 @@ class BackgroundHasher:
 
   def __init__(self, checks: Iterable[ArchiveCheck]):
     self._checks = [c for c in checks if c.needs_hashing]
-    self._error: ChecksumError | None = None
+    self._error: BaseException | None = None
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, name='checksums', daemon=True)
 
@@ -295,29 +159,28 @@ class BackgroundHasher:
     self._thread.join()
 
   def _run(self) -> None:
+    try:
+      self._hash_all()
+    except BaseException as e:  # pylint: disable=broad-except
+      # A mismatch or a read error: either must fail the build, not the thread.
+      self._error = e
+
+  def _hash_all(self) -> None:
     total = sum(check.size for check in self._checks)
-    with tqdm_utils.tqdm(
-        total=total,
-        desc='Verifying checksums',
-        unit='B',
-        unit_scale=True,
-        leave=False,
+    with tfds_internals.progress_bar(
+        total=total, desc='Verifying checksums', unit='B', unit_scale=True
     ) as bar:
       for check in self._checks:
         with check.path.open('rb') as f:
-          for chunk in _chunks(f):
+          for chunk in checksum_tables.chunks(f):
             if self._stop.is_set():
               return
             check.update(chunk)
             bar.update(len(chunk))
-        try:
-          check.finish()
-        except ChecksumError as e:
-          self._error = e
-          return
+        check.finish()
 
   def raise_if_failed(self) -> None:
-    """Raises the first digest mismatch found so far, if any."""
+    """Raises the digest mismatch (or read error) found so far, if any."""
     if self._error:
       raise self._error
 
@@ -327,32 +190,10 @@ class BackgroundHasher:
     self.raise_if_failed()
 
 
-def _chunks(f: BinaryIO) -> Iterator[bytes | memoryview]:
-  """The file's bytes in `_HASH_CHUNK` pieces, read into one reused buffer
-  where the file allows it (no fresh 32 MiB of memory per read)."""
-  if not hasattr(f, 'readinto'):
-    while chunk := f.read(_HASH_CHUNK):
-      yield chunk
-    return
-  buffer = memoryview(bytearray(_HASH_CHUNK))
-  while size := f.readinto(buffer):
-    yield buffer[:size]
-
-
-def is_local(path: epath.PathLike) -> bool:
-  """Whether `path` is on a local file system (not gs://, s3://, ...)."""
-  return '://' not in os.fspath(path)
-
-
-def _absolute(path: epath.Path) -> epath.Path:
-  """Local paths made absolute (they key the cache); gs:// and such as given."""
-  return path.expanduser().resolve() if is_local(path) else path
-
-
 def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
   """Size and modification time; nanoseconds for local files, so a rewrite
   within the same second still counts as a change."""
-  if is_local(path):
+  if paths.is_local(path):
     stat = os.stat(path)
     return stat.st_size, stat.st_mtime_ns
   stat = path.stat()
@@ -360,11 +201,8 @@ def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
 
 
 def _cache_file() -> Path:
-  root = os.environ.get(CACHE_DIR_ENV_VAR) or os.path.join(
-      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
-      'imagenet2012_local',
-  )
-  return Path(root) / 'verified_archives.json'
+  """The remembered archives: JSON, {absolute path: {size, mtime, md5}}."""
+  return Path(settings.cache_dir()) / 'verified_archives.json'
 
 
 def _load_cache() -> Mapping[str, dict[str, object]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import verification
+from imagenet2012_local import checksum_tables
 from imagenet2012_local.fake_archives import (
     Synset,
     encode_image,
@@ -120,7 +120,7 @@ def main() -> None:
   id_by_wnid = {s.wnid: s.ilsvrc2012_id for s in synsets}
   write_devkit(devkit, synsets, [id_by_wnid[w] for w in val_wnids])
 
-  verification.write_table(
+  checksum_tables.write_table(
       _TABLE,
       [train, val, test, devkit],
       'The bundled dummy archives in dummy_data/, written by'

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import image_fixes
-from imagenet2012_local import verification
+from imagenet2012_local import settings
 from tests.helpers import DUMMY_DIR, build
 
 
@@ -15,11 +14,11 @@ from tests.helpers import DUMMY_DIR, build
 def _isolated_verification(tmp_path_factory, monkeypatch):
   """Each test starts with no remembered archives and the gate at its default."""
   monkeypatch.setenv(
-      verification.CACHE_DIR_ENV_VAR, str(tmp_path_factory.mktemp('cache'))
+      settings.CACHE_DIR_ENV_VAR, str(tmp_path_factory.mktemp('cache'))
   )
-  monkeypatch.delenv(verification.VERIFY_ENV_VAR, raising=False)
-  monkeypatch.delenv(verification.EXTRA_TABLES_ENV_VAR, raising=False)
-  monkeypatch.delenv(image_fixes.SKIP_BAD_IMAGES_ENV_VAR, raising=False)
+  monkeypatch.delenv(settings.VERIFY_ENV_VAR, raising=False)
+  monkeypatch.delenv(settings.EXTRA_TABLES_ENV_VAR, raising=False)
+  monkeypatch.delenv(settings.SKIP_BAD_IMAGES_ENV_VAR, raising=False)
 
 
 
@@ -28,6 +27,6 @@ def dummy_build(tmp_path_factory) -> Path:
   """The data dir of one build of the bundled dummy data, gate on."""
   data_dir = tmp_path_factory.mktemp('dummy_build')
   with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(verification.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
+    mp.setenv(settings.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
     build(DUMMY_DIR, data_dir)
   return data_dir

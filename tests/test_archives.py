@@ -7,7 +7,10 @@ import tarfile
 
 import pytest
 
-from imagenet2012_local import archives
+from imagenet2012_local import archive_facts
+from imagenet2012_local import archive_index
+from imagenet2012_local import image_reads
+from imagenet2012_local import tar_reader
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, tar_images
 
 _IMAGES = [
@@ -25,16 +28,23 @@ def _write_tar(path, tar_format: int, pax_headers: dict[str, str] | None = None)
       tar.addfile(info, io.BytesIO(data))
 
 
-def _contents(path, members: list[archives.Member]) -> list[tuple[str, bytes]]:
-  with open(path, 'rb') as f:
-    return [(m.file_name, archives.read_member(f, m)) for m in members]
+def _contents(path, index: archive_index.ArchiveIndex) -> list[tuple[str, bytes]]:
+  images = list(index.images())
+  return [
+      (name, data)
+      for (name, _, _), data in zip(images, image_reads.read_images(path, images))
+  ]
+
+
+def _index(path):
+  return archive_index.index_archive(path, archive_facts.VALIDATION)
 
 
 def _without_tarfile(monkeypatch) -> None:
   def refuse(*args, **kwargs):
     raise AssertionError('tarfile was used')
 
-  monkeypatch.setattr(archives.tarfile, 'open', refuse)
+  monkeypatch.setattr(tar_reader.tarfile, 'open', refuse)
 
 
 @pytest.mark.parametrize(
@@ -44,20 +54,20 @@ def test_plain_tars_are_indexed_without_tarfile(tmp_path, monkeypatch, tar_forma
   path = tmp_path / VAL_TAR
   _write_tar(path, tar_format)
   _without_tarfile(monkeypatch)
-  members = archives.index_archive(path, nested=False)
-  assert _contents(path, members) == _IMAGES
+  assert _contents(path, _index(path)) == _IMAGES
 
 
 @pytest.mark.parametrize('name', [TRAIN_TAR, VAL_TAR])
 def test_the_dummy_archives_are_indexed_without_tarfile(monkeypatch, name):
   _without_tarfile(monkeypatch)
-  members = archives.index_archive(DUMMY_DIR / name, nested=name == TRAIN_TAR)
+  archive = archive_facts.TRAIN if name == TRAIN_TAR else archive_facts.VALIDATION
+  index = archive_index.index_archive(DUMMY_DIR / name, archive)
   monkeypatch.undo()
   expected = tar_images(DUMMY_DIR / name)
-  assert {m.file_name: m.class_dir for m in members} == {
+  assert {index.file_name(i): index.class_dir(i) for i in range(len(index))} == {
       name: wnid for name, (wnid, _) in expected.items()
   }
-  assert dict(_contents(DUMMY_DIR / name, members)) == {
+  assert dict(_contents(DUMMY_DIR / name, index)) == {
       name: data for name, (_, data) in expected.items()
   }
 
@@ -65,11 +75,10 @@ def test_the_dummy_archives_are_indexed_without_tarfile(monkeypatch, name):
 def test_extended_headers_are_left_to_tarfile(tmp_path, monkeypatch):
   path = tmp_path / VAL_TAR
   _write_tar(path, tarfile.PAX_FORMAT, pax_headers={'comment': 'scanned'})
-  members = archives.index_archive(path, nested=False)
-  assert _contents(path, members) == _IMAGES
+  assert _contents(path, _index(path)) == _IMAGES
   _without_tarfile(monkeypatch)
   with pytest.raises(AssertionError, match='tarfile was used'):
-    archives.index_archive(path, nested=False)
+    _index(path)
 
 
 def test_a_header_with_a_wrong_checksum_is_reported(tmp_path):
@@ -79,8 +88,8 @@ def test_a_header_with_a_wrong_checksum_is_reported(tmp_path):
   second_header = 512 + 512  # After the first header and its 303 bytes of data.
   data[second_header + 20] ^= 0x01  # In the name: the checksum no longer fits.
   path.write_bytes(bytes(data))
-  with pytest.raises(archives.ArchiveError, match='unreadable tar header at byte 1,024'):
-    archives.index_archive(path, nested=False)
+  with pytest.raises(tar_reader.ArchiveError, match='unreadable tar header at byte 1,024'):
+    _index(path)
 
 
 @pytest.mark.parametrize(
@@ -95,4 +104,4 @@ def test_a_header_with_a_wrong_checksum_is_reported(tmp_path):
     ],
 )
 def test_octal_fields(field, expected):
-  assert archives._octal(field) == expected
+  assert tar_reader._octal(field) == expected

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import cli
 from imagenet2012_local import report
-from imagenet2012_local import verification
+from imagenet2012_local import settings
 from tests.helpers import DUMMY_DIR, build, read_split
 
 _SKIP_DECODING = {'image': tfds.decode.SkipDecoding()}
@@ -23,8 +23,8 @@ def array_record_builder(tmp_path_factory) -> tfds.core.DatasetBuilder:
   data_dir = tmp_path_factory.mktemp('array_record_build')
   # Module-scoped, so set up before the per-test isolation of the checksum gate.
   with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(verification.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
-    mp.delenv(verification.VERIFY_ENV_VAR, raising=False)
+    mp.setenv(settings.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
+    mp.delenv(settings.VERIFY_ENV_VAR, raising=False)
     return build(DUMMY_DIR, data_dir, file_format='array_record')
 
 

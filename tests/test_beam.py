@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import beam_generation
 from imagenet2012_local import imagenet2012_local_dataset_builder
-from imagenet2012_local import verification
+from imagenet2012_local import settings
 from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
 from tests.helpers import DUMMY_DIR, read_split
 
@@ -71,7 +71,7 @@ def beam_build(tmp_path_factory) -> Path:
   """The data dir of a Beam build of the dummy data, gate on (it hashes)."""
   data_dir = tmp_path_factory.mktemp('beam_build')
   with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(verification.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
+    mp.setenv(settings.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
     tfds.builder('imagenet2012_local', data_dir=data_dir).download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             manual_dir=DUMMY_DIR,

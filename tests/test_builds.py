@@ -10,9 +10,11 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
+from imagenet2012_local import checksum_tables
 from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
+from imagenet2012_local import settings
 from imagenet2012_local import verification
 from tests.helpers import (
     DEVKIT,
@@ -98,7 +100,7 @@ def test_grayscale_jpegs_are_kept(dummy_build):
 
 
 def test_archives_are_recorded_as_verified(dummy_build):
-  table = verification.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
+  table = checksum_tables.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
   known = {row.name: row for row in table}
   assert _metadata(dummy_build)['archives'] == {
       tar: {
@@ -178,14 +180,14 @@ def _corrupt_one_byte(path) -> None:
 
 def _hash_with(monkeypatch, algorithm: str) -> None:
   """Makes `algorithm` the digest this CPU computes fastest."""
-  others = tuple(a for a in verification.DIGEST_NAMES if a != algorithm)
+  others = tuple(a for a in checksum_tables.DIGEST_NAMES if a != algorithm)
   monkeypatch.setattr(
-      verification, 'digests_fastest_first', lambda: (algorithm, *others)
+      checksum_tables, 'digests_fastest_first', lambda: (algorithm, *others)
   )
 
 
-def _known_copy(name: str) -> verification.ArchiveDigest:
-  table = verification.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
+def _known_copy(name: str) -> checksum_tables.ArchiveDigest:
+  table = checksum_tables.read_table(DUMMY_DIR.parent / 'checksums' / 'dummy_data.tsv')
   return next(d for d in table if d.name == name)
 
 
@@ -198,9 +200,9 @@ def test_a_digest_mismatch_fails_before_publishing(tmp_path, monkeypatch, algori
     build(manual, tmp_path / 'data')
   message = str(error.value)
   assert str(manual / VAL_TAR) in message
-  assert f'has {verification.DIGEST_NAMES[algorithm]} ' in message
+  assert f'has {checksum_tables.DIGEST_NAMES[algorithm]} ' in message
   assert _known_copy(VAL_TAR).digest(algorithm) in message
-  assert verification.VERIFY_ENV_VAR in message  # Says how to opt out.
+  assert settings.VERIFY_ENV_VAR in message  # Says how to opt out.
   assert not tfds.builder('imagenet2012_local', data_dir=tmp_path / 'data').is_prepared()
   assert not list((tmp_path / 'data').glob('**/*.tfrecord*'))
 
@@ -230,7 +232,7 @@ def test_md5_is_used_where_the_table_knows_no_sha256(tmp_path, monkeypatch):
   known = _known_copy(VAL_TAR)
   table = tmp_path / 'md5_only.tsv'
   table.write_text(f'{archive.name}\t{archive.stat().st_size}\t{known.md5}\t-\n')
-  monkeypatch.setenv(verification.EXTRA_TABLES_ENV_VAR, str(table))
+  monkeypatch.setenv(settings.EXTRA_TABLES_ENV_VAR, str(table))
   check = verification.ArchiveCheck(archive, enabled=True)
   assert check.algorithm == 'md5'
   check.update(archive.read_bytes())
@@ -241,7 +243,7 @@ def test_md5_is_used_where_the_table_knows_no_sha256(tmp_path, monkeypatch):
 
 
 def test_both_digests_are_timed():
-  assert sorted(verification.digests_fastest_first()) == ['md5', 'sha256']
+  assert sorted(checksum_tables.digests_fastest_first()) == ['md5', 'sha256']
 
 
 def test_builder_argument_turns_the_gate_off(tmp_path):
@@ -259,7 +261,7 @@ def test_builder_argument_turns_the_gate_off(tmp_path):
 def test_environment_variable_turns_the_gate_off(tmp_path, monkeypatch):
   manual = manual_dir_with(tmp_path, VAL_TAR)
   _corrupt_one_byte(manual / VAL_TAR)
-  monkeypatch.setenv(verification.VERIFY_ENV_VAR, '0')
+  monkeypatch.setenv(settings.VERIFY_ENV_VAR, '0')
   build(manual, tmp_path / 'data')
   assert len(read_split(tmp_path / 'data', 'validation')) == 10
 
@@ -278,11 +280,9 @@ def test_a_verified_archive_is_not_hashed_again(tmp_path):
 
 
 def test_cloud_paths_are_not_turned_into_local_ones():
-  from etils import epath
+  from imagenet2012_local import paths
 
-  from imagenet2012_local.verification import _absolute
-
-  assert os.fspath(_absolute(epath.Path('gs://bucket/raw/ILSVRC2012_img_val.tar'))) == (
+  assert os.fspath(paths.absolute('gs://bucket/raw/ILSVRC2012_img_val.tar')) == (
       'gs://bucket/raw/ILSVRC2012_img_val.tar'
   )
-  assert os.fspath(_absolute(epath.Path('raw/x.tar'))) == os.path.abspath('raw/x.tar')
+  assert os.fspath(paths.absolute('raw/x.tar')) == os.path.abspath('raw/x.tar')

@@ -17,11 +17,16 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archives
+from imagenet2012_local import archive_facts
+from imagenet2012_local import image_reads
+from imagenet2012_local import checksum_tables
+from imagenet2012_local import disk_space
 from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
-from imagenet2012_local import sharded_generation
+from imagenet2012_local import plan
+from imagenet2012_local import settings
+from imagenet2012_local import tar_reader
 from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
 from imagenet2012_local.imagenet2012_local_dataset_builder import Builder
@@ -102,7 +107,7 @@ def test_wrong_size(tmp_path):
     build(manual, tmp_path / 'data')
   what, fix = _lines(error)
   assert 'is 31,232 bytes; expected 30,720' in what
-  assert 'Re-download it' in fix and verification.VERIFY_ENV_VAR in fix
+  assert 'Re-download it' in fix and settings.VERIFY_ENV_VAR in fix
 
 
 def test_wrong_md5(tmp_path):
@@ -114,16 +119,16 @@ def test_wrong_md5(tmp_path):
     build(manual, tmp_path / 'data')
   what, fix = _lines(error)
   assert VAL_TAR in what and 'Nothing was published' in what
-  assert any(f'has {name} ' in what for name in verification.DIGEST_NAMES.values())
-  assert 'Re-download it' in fix and verification.VERIFY_ENV_VAR in fix
+  assert any(f'has {name} ' in what for name in checksum_tables.DIGEST_NAMES.values())
+  assert 'Re-download it' in fix and settings.VERIFY_ENV_VAR in fix
 
 
 def test_a_setting_that_is_neither_on_nor_off(monkeypatch):
-  monkeypatch.setenv(verification.VERIFY_ENV_VAR, 'maybe')
+  monkeypatch.setenv(settings.VERIFY_ENV_VAR, 'maybe')
   with pytest.raises(ValueError) as error:
     tfds.builder(NAME)
   what, fix = _lines(error)
-  assert f"{verification.VERIFY_ENV_VAR}='maybe' is neither on nor off" in what
+  assert f"{settings.VERIFY_ENV_VAR}='maybe' is neither on nor off" in what
   assert '1 (on) or 0 (off)' in fix
 
 
@@ -131,11 +136,11 @@ def test_a_setting_that_is_neither_on_nor_off(monkeypatch):
 
 
 def _archive_error(tmp_path, data: bytes) -> tuple[str, str]:
-  return _build_error(_val_manual(tmp_path, data), tmp_path, archives.ArchiveError)
+  return _build_error(_val_manual(tmp_path, data), tmp_path, tar_reader.ArchiveError)
 
 
 def _download_again(fix: str) -> None:
-  assert f'Download {VAL_TAR} again from {archives.DOWNLOAD_PAGE}' in fix
+  assert f'Download {VAL_TAR} again from {archive_facts.DOWNLOAD_PAGE}' in fix
 
 
 def test_archive_size_not_a_whole_number_of_blocks(tmp_path):
@@ -210,9 +215,9 @@ def test_image_cut_off_when_read_by_offset(tmp_path):
   """The archive shrank after it was indexed."""
   path = tmp_path / VAL_TAR
   path.write_bytes(b'x' * 1000)
-  member = archives.Member('ILSVRC2012_val_00000001.JPEG', None, offset=512, size=1024)
-  with open(path, 'rb') as f, pytest.raises(archives.ArchiveError) as error:
-    archives.read_member(f, member)
+  image = ('ILSVRC2012_val_00000001.JPEG', 512, 1024)
+  with pytest.raises(tar_reader.ArchiveError) as error:
+    list(image_reads.read_images(path, [image]))
   what, fix = _lines(error)
   assert 'image ILSVRC2012_val_00000001.JPEG (bytes 512 to 1,536) is cut off' in what
   assert 'the file ends at byte 1,000' in what
@@ -228,14 +233,14 @@ def test_undecodable_image(tmp_path):
   what, fix = _build_error(manual, tmp_path, image_fixes.UndecodableImageError)
   assert VAL_TAR in what and 'ILSVRC2012_val_00000003.JPEG' in what
   assert 'no decoder can read' in what
-  assert f'{image_fixes.SKIP_BAD_IMAGES_ENV_VAR}=1' in fix
+  assert f'{settings.SKIP_BAD_IMAGES_ENV_VAR}=1' in fix
   assert 'skip_bad_images=True' in fix
 
 
 def test_duplicate_file_names(tmp_path):
   images = _images(2)
   manual = _val_manual(tmp_path, fake_archives.tar_bytes(images + images[:1]))
-  what, fix = _build_error(manual, tmp_path, sharded_generation.DuplicateImagesError)
+  what, fix = _build_error(manual, tmp_path, plan.DuplicateImagesError)
   assert 'ILSVRC2012_val_00000001.JPEG' in what and 'more than once' in what
   assert 'remove the duplicates' in fix
 
@@ -317,10 +322,10 @@ _Usage = collections.namedtuple('_Usage', 'total used free')
 
 def test_not_enough_disk_space_is_found_before_starting(tmp_path, monkeypatch):
   monkeypatch.setattr(
-      sharded_generation.shutil, 'disk_usage', lambda _: _Usage(10**9, 10**9, 5_000_000)
+      disk_space.shutil, 'disk_usage', lambda _: _Usage(10**9, 10**9, 5_000_000)
   )
   manual = manual_dir_with(tmp_path, VAL_TAR)
-  with pytest.raises(sharded_generation.DiskSpaceError) as error:
+  with pytest.raises(disk_space.DiskSpaceError) as error:
     build(manual, tmp_path / 'data')
   what, fix = _lines(error)
   assert f'Not enough free disk space under {tmp_path / "data"}' in what
@@ -335,7 +340,7 @@ def test_disk_filling_up_while_writing(tmp_path, monkeypatch):
 
   monkeypatch.setattr(tfrecords.Writer, 'write', write)
   manual = manual_dir_with(tmp_path, VAL_TAR)
-  with pytest.raises(sharded_generation.DiskSpaceError) as error:
+  with pytest.raises(disk_space.DiskSpaceError) as error:
     build(manual, tmp_path / 'data')
   what, fix = _lines(error)
   assert 'The disk filled up while writing' in what

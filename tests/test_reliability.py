@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archives
+from imagenet2012_local import disk_space
 from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
-from imagenet2012_local import sharded_generation
+from imagenet2012_local import plan
+from imagenet2012_local import settings
+from imagenet2012_local import tar_reader
 from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
 from tests.helpers import TRAIN_TAR, VAL_TAR, build, manual_dir_with, read_split
@@ -105,7 +107,7 @@ def test_truncated_archive_names_member_and_byte(tmp_path, path, where, expected
       'in_header': this.offset + 100,
   }[where]
   manual = _manual(tmp_path, VAL_TAR, data[:cut])
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert VAL_TAR in message
   assert expected.format(
       cut=cut, prev=prev.name, this=this.name, data=this.offset_data
@@ -119,7 +121,7 @@ def test_corrupt_header_is_not_a_silent_end(tmp_path, path):
   header = _members(bytes(data))[4].offset
   data[header + 10] ^= 0xFF  # Bad checksum: tarfile would stop without a word.
   manual = _manual(tmp_path, VAL_TAR, bytes(data))
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert f'unreadable tar header at byte {header:,}' in message
   assert "after member 'ILSVRC2012_val_00000004.JPEG'" in message
 
@@ -130,7 +132,7 @@ def test_zero_block_inside_the_archive_is_caught(tmp_path, path):
   data = fake_archives.tar_bytes(_val_images(6))
   header = _members(data)[2].offset
   manual = _manual(tmp_path, VAL_TAR, data[:header] + bytes(100 << 10))
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert f'a zero block at byte {header:,}, after member' in message
   assert f'ends the member list, yet {100 << 10:,} bytes follow' in message
 
@@ -164,7 +166,7 @@ def test_damaged_inner_train_tar_is_named(tmp_path, path, damage):
     data[start : start + 512] = b'not a tar'.ljust(512, b'!')
     expected = f'not a tar archive: no valid tar header at byte {start:,}'
   manual = _manual(tmp_path, TRAIN_TAR, bytes(data))
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert f'{TRAIN_TAR}/{inner.name}: ' in message
   assert expected in message
 
@@ -181,7 +183,7 @@ def test_truncated_inner_train_tar_is_named(tmp_path, path):
   cut = last.offset_data + 512  # Inside the last image; a multiple of 512.
   outer = fake_archives.tar_bytes([(f'{wnid}.tar', inner[:cut])])
   manual = _manual(tmp_path, TRAIN_TAR, outer)
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert f'{TRAIN_TAR}/{wnid}.tar: member {last.name!r}' in message
   assert 'is cut off' in message
 
@@ -190,7 +192,7 @@ def test_truncated_inner_train_tar_is_named(tmp_path, path):
 def test_html_page_saved_as_the_archive(tmp_path, padded):
   page = b'<!DOCTYPE html>\n<html><head><title>Sign in</title></head></html>\n'
   manual = _manual(tmp_path, VAL_TAR, page.ljust(1024) if padded else page)
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError)
   first = message.splitlines()[0]
   assert VAL_TAR in first and 'it is an HTML page' in first
   assert 'byte 0' in first if padded else 'not a multiple of 512' in first
@@ -199,7 +201,7 @@ def test_html_page_saved_as_the_archive(tmp_path, padded):
 def test_garbage_named_like_an_archive(tmp_path):
   noise = np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)
   manual = _manual(tmp_path, VAL_TAR, noise.tobytes())
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError)
   assert f'{VAL_TAR}: not a tar archive: no valid tar header at byte 0' in message
 
 
@@ -213,14 +215,14 @@ def test_the_gate_catches_a_truncated_official_archive_by_size(tmp_path):
 
 def test_the_wrong_archive_under_a_split_name(tmp_path):
   manual = _manual(tmp_path, TRAIN_TAR, fake_archives.tar_bytes(_val_images(2)))
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError)
   assert "member 'ILSVRC2012_val_00000001.JPEG' (header at byte 0)" in message
   assert 'is not a file named like <wnid>.tar' in message
 
 
 def test_an_archive_without_images(tmp_path):
   manual = _manual(tmp_path, VAL_TAR, bytes(10240))  # An empty tar.
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError)
   assert 'holds no image named like ILSVRC2012_val_<8 digits>.JPEG' in message
 
 
@@ -306,7 +308,7 @@ def test_other_names_fail_instead_of_being_used(tmp_path, path, name):
   data = fake_archives.tar_bytes(images + [(name, images[0][1])])
   offset = _members(data)[-1].offset
   manual = _manual(tmp_path, VAL_TAR, data)
-  message = _fails(manual, tmp_path / 'data', archives.ArchiveError, path)
+  message = _fails(manual, tmp_path / 'data', tar_reader.ArchiveError, path)
   assert f'member {name!r} (header at byte {offset:,}) is not a file named like' in message
   assert 'ILSVRC2012_val_<8 digits>.JPEG' in message
   assert 'at the top level (no folders)' in message.splitlines()[1]
@@ -336,7 +338,7 @@ def test_an_undecodable_image_fails_with_its_name(tmp_path, path):
   first, second = message.splitlines()
   assert VAL_TAR in first
   assert 'ILSVRC2012_val_00000002.JPEG' in first or 'ILSVRC2012_val_00000004.JPEG' in first
-  assert image_fixes.SKIP_BAD_IMAGES_ENV_VAR in second
+  assert settings.SKIP_BAD_IMAGES_ENV_VAR in second
 
 
 @pytest.mark.parametrize('path', PATHS)
@@ -344,7 +346,7 @@ def test_an_undecodable_image_fails_with_its_name(tmp_path, path):
 def test_skip_bad_images_leaves_them_out_and_records_them(tmp_path, monkeypatch, path, how):
   manual, images = _with_bad_images(tmp_path)
   if how == 'environment':
-    monkeypatch.setenv(image_fixes.SKIP_BAD_IMAGES_ENV_VAR, '1')
+    monkeypatch.setenv(settings.SKIP_BAD_IMAGES_ENV_VAR, '1')
     builder = _build(manual, tmp_path / 'data', path)
   else:
     builder = _build(manual, tmp_path / 'data', path, skip_bad_images=True)
@@ -375,7 +377,7 @@ def test_cut_off_jpeg_is_checked_cheaply_and_exactly():
 def test_duplicate_file_names_in_a_tar_are_an_error(tmp_path):
   images = _val_images(3)
   manual = _manual(tmp_path, VAL_TAR, fake_archives.tar_bytes(images + images[1:2]))
-  message = _fails(manual, tmp_path / 'data', sharded_generation.DuplicateImagesError)
+  message = _fails(manual, tmp_path / 'data', plan.DuplicateImagesError)
   assert 'holds 1 file names more than once, e.g. ILSVRC2012_val_00000002.JPEG' in message
 
 
@@ -479,7 +481,7 @@ def _disk_full(monkeypatch) -> None:
 def test_a_full_disk_fails_clearly_and_publishes_nothing(tmp_path, monkeypatch):
   manual = _manual(tmp_path, VAL_TAR, fake_archives.tar_bytes(_val_images(4)))
   _disk_full(monkeypatch)
-  message = _fails(manual, tmp_path / 'data', sharded_generation.DiskSpaceError)
+  message = _fails(manual, tmp_path / 'data', disk_space.DiskSpaceError)
   first, second = message.splitlines()
   assert 'The disk filled up while writing' in first
   assert 'No space left on device' in first and 'nothing was published' in first
@@ -502,7 +504,7 @@ def test_a_forced_rebuild_deletes_the_old_version_first(tmp_path, monkeypatch):
   _build(manual, tmp_path / 'data')
   _disk_full(monkeypatch)
   builder = tfds.builder(NAME, data_dir=tmp_path / 'data', verify_checksums=False)
-  with pytest.raises(sharded_generation.DiskSpaceError):
+  with pytest.raises(disk_space.DiskSpaceError):
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             manual_dir=manual,
@@ -531,7 +533,7 @@ def small_disk(tmp_path):
 def test_a_really_full_disk_keeps_other_versions(tmp_path, small_disk, monkeypatch):
   small = _manual(tmp_path, VAL_TAR, fake_archives.tar_bytes(_val_images(4)))
   # Without the margin the early check lets a build start that cannot fit.
-  monkeypatch.setattr(sharded_generation, '_SPACE_MARGIN_BYTES', 0)
+  monkeypatch.setattr(disk_space, '_MARGIN_BYTES', 0)
   _build(small, small_disk / 'old')
   big = tmp_path / 'big'
   big.mkdir()
@@ -541,8 +543,8 @@ def test_a_really_full_disk_keeps_other_versions(tmp_path, small_disk, monkeypat
   assert free > len(data)
   ballast = small_disk / 'ballast'  # Leaves room for about half the output.
   ballast.write_bytes(bytes(free - len(data) // 2 - (1 << 16)))
-  monkeypatch.setattr(sharded_generation, 'check_free_space', lambda *_: None)
-  message = _fails(big, small_disk / 'new', sharded_generation.DiskSpaceError)
+  monkeypatch.setattr(disk_space, 'check_free_space', lambda *_: None)
+  message = _fails(big, small_disk / 'new', disk_space.DiskSpaceError)
   assert 'No space left on device' in message
   assert not list((small_disk / 'new').glob(f'{NAME}/incomplete*'))
   assert len(read_split(small_disk / 'old', 'validation')) == 4

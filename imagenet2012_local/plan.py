@@ -1,0 +1,110 @@
+"""The plan of a split: which images go to which shard, in which order.
+
+TFDS's generator path sends every example through its shuffler, which spills
+the whole dataset to temporary files before it writes the first shard. Here
+the order is decided up front from the archive's index: sorted by file name
+(so it does not depend on how the tar lists its members), put in a seeded
+random order and dealt into contiguous shards. Each shard is then written in
+one go by reading its images by offset: no spill, and the output is globally
+shuffled and the same on every build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from imagenet2012_local import archive_index
+from imagenet2012_local import errors
+from imagenet2012_local import tfds_internals
+
+SHUFFLE_SEED = 2012
+
+
+class DuplicateImagesError(errors.Imagenet2012LocalError, ValueError):
+  """Two images of one split have the same file name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+  """One output shard: which images, from where, in which order."""
+
+  split: str
+  index: int  # Of the shard in its split.
+  num_shards: int  # Of its split.
+  archive: str
+  images: archive_index.ArchiveIndex  # In writing order.
+  labels: np.ndarray  # Class index of each image; -1 in the unlabeled test split.
+
+  def examples(self) -> Iterator[tuple[str, int, int, int]]:
+    """(file name, offset, size, label) of each image, in writing order."""
+    for (name, offset, size), label in zip(self.images.images(), self.labels):
+      yield name, offset, size, int(label)
+
+
+# The class index of each image of an index, in its order.
+LabelsOf = Callable[[archive_index.ArchiveIndex], np.ndarray]
+
+
+def shuffled_by_name(
+    index: archive_index.ArchiveIndex, archive: str
+) -> archive_index.ArchiveIndex:
+  """`index` sorted by file name, then put in the split's seeded order.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  by_name = np.argsort(index.names, kind='stable')
+  names = index.names[by_name]
+  duplicates = sorted({n.decode() for n in names[1:][names[1:] == names[:-1]]})
+  if duplicates:
+    raise DuplicateImagesError(errors.two_lines(
+        f'{archive} holds {len(duplicates):,} file names more than once, e.g.'
+        f' {", ".join(duplicates[:5])}; each image must appear once per split',
+        'Use the official archive, or remove the duplicates when re-packing it.',
+    ))
+  order = list(range(len(by_name)))
+  random.Random(SHUFFLE_SEED).shuffle(order)
+  return index.take(by_name[order])
+
+
+def plan_split(
+    split: str,
+    archive: str,
+    index: archive_index.ArchiveIndex,
+    labels_of: LabelsOf,
+) -> list[ShardTask]:
+  """Deals a split's images into shards in a seeded random order.
+
+  The shard count follows TFDS's own policy, so the files are named and sized
+  as a TFDS build of the same data would make them.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  ordered = shuffled_by_name(index, archive)
+  labels = labels_of(ordered)  # Label errors surface before writing.
+  num_shards = tfds_internals.number_of_shards(
+      int(ordered.sizes.sum()), len(ordered)
+  )
+  return [
+      ShardTask(
+          split=split,
+          index=i,
+          num_shards=num_shards,
+          archive=archive,
+          images=ordered.take(slice(start, end)),
+          labels=labels[start:end],
+      )
+      for i, (start, end) in enumerate(
+          tfds_internals.shard_bounds(len(ordered), num_shards)
+      )
+  ]
+
+
+def split_tasks(tasks: Sequence[ShardTask], split: str) -> list[ShardTask]:
+  """The tasks of one split, in shard order."""
+  return sorted((t for t in tasks if t.split == split), key=lambda t: t.index)

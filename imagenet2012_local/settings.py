@@ -1,0 +1,102 @@
+"""Every setting of a build: environment variables and builder arguments.
+
+A builder argument, where there is one, wins over its environment variable;
+an unset variable means the default documented here.
+
+| variable | builder argument | default | what it does |
+|---|---|---|---|
+| IMAGENET2012_LOCAL_VERIFY | verify_checksums | on | the checksum gate: archive sizes and digests against `checksums/` |
+| IMAGENET2012_LOCAL_SKIP_BAD_IMAGES | skip_bad_images | off | leave out (and list) images no decoder reads, instead of failing |
+| IMAGENET2012_LOCAL_CHECKSUMS | - | none | extra checksum tables, separated by os.pathsep |
+| IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives are remembered |
+| IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud | image reads kept in flight |
+"""
+
+from __future__ import annotations
+
+import os
+
+from etils import epath
+
+from imagenet2012_local import errors
+from imagenet2012_local import paths
+
+VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
+SKIP_BAD_IMAGES_ENV_VAR = 'IMAGENET2012_LOCAL_SKIP_BAD_IMAGES'
+EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
+CACHE_DIR_ENV_VAR = 'IMAGENET2012_LOCAL_CACHE_DIR'
+READS_IN_FLIGHT_ENV_VAR = 'IMAGENET2012_LOCAL_READS_IN_FLIGHT'
+
+# Measured on a local SSD-backed disk: 110 KB random reads gave 405 MB/s with
+# 1 request in flight, 700 with 4, 854 with 16 (sequential 790-880). Cloud
+# storage answers in 1-50 ms, so it needs more requests to fill a worker.
+_READS_IN_FLIGHT_LOCAL = 16
+_READS_IN_FLIGHT_CLOUD = 64
+
+
+class SettingError(errors.Imagenet2012LocalError, ValueError):
+  """An environment variable has a value this package cannot use."""
+
+
+def flag(argument: bool | None, env_var: str, default: bool) -> bool:
+  """A yes/no setting: the builder argument wins, then $`env_var`, then `default`.
+
+  Raises:
+    SettingError: the variable is set to something that is neither on nor off.
+  """
+  if argument is not None:
+    return argument
+  value = os.environ.get(env_var, '').strip().lower()
+  if not value:
+    return default
+  if value in ('1', 'true', 'yes', 'on'):
+    return True
+  if value in ('0', 'false', 'no', 'off'):
+    return False
+  raise SettingError(errors.two_lines(
+      f'{env_var}={value!r} is neither on nor off',
+      f'Set {env_var} to 1 (on) or 0 (off), or unset it for the default.',
+  ))
+
+
+def verify_checksums(argument: bool | None = None) -> bool:
+  """Whether the checksum gate is on (default on)."""
+  return flag(argument, VERIFY_ENV_VAR, default=True)
+
+
+def skip_bad_images(argument: bool | None = None) -> bool:
+  """Whether undecodable images are left out instead of failing (default off)."""
+  return flag(argument, SKIP_BAD_IMAGES_ENV_VAR, default=False)
+
+
+def extra_checksum_tables() -> list[epath.Path]:
+  """The checksum tables named in $IMAGENET2012_LOCAL_CHECKSUMS."""
+  extra = os.environ.get(EXTRA_TABLES_ENV_VAR, '')
+  return [epath.Path(p) for p in extra.split(os.pathsep) if p]
+
+
+def cache_dir() -> epath.Path:
+  """Where verified archives are remembered."""
+  root = os.environ.get(CACHE_DIR_ENV_VAR) or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+      'imagenet2012_local',
+  )
+  return epath.Path(root)
+
+
+def reads_in_flight(archive: epath.PathLike) -> int:
+  """How many image reads to keep in flight on `archive`.
+
+  Raises:
+    SettingError: the variable is not a positive whole number.
+  """
+  value = os.environ.get(READS_IN_FLIGHT_ENV_VAR, '').strip()
+  if not value:
+    local = paths.is_local(archive)
+    return _READS_IN_FLIGHT_LOCAL if local else _READS_IN_FLIGHT_CLOUD
+  if not value.isdigit() or int(value) < 1:
+    raise SettingError(errors.two_lines(
+        f'{READS_IN_FLIGHT_ENV_VAR}={value!r} is not a positive whole number',
+        f'Set {READS_IN_FLIGHT_ENV_VAR} to e.g. 16, or unset it for the default.',
+    ))
+  return int(value)

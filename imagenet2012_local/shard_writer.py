@@ -1,0 +1,153 @@
+"""Writing planned shards: read by offset, fix by content, encode, write.
+
+`ShardWriter.write_shard` is the unit of work, run here one shard after
+another or in parallel by Beam workers: anything with `map`'s signature
+(`MapFn`) runs it. What the files look like is the `Layout`'s business (the
+TFDS layout in `tfds_layout`, the classic one in `classic_layout`); reading,
+fixing and checking are written once, here.
+
+Writing is bound by the disk, not the CPU: one process with many reads in
+flight (`image_reads`) keeps a disk busy, while the archive digests are
+computed on a second core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+from etils import epath
+
+from imagenet2012_local import disk_space
+from imagenet2012_local import image_fixes
+from imagenet2012_local import image_reads
+from imagenet2012_local import plan
+from imagenet2012_local import tfds_internals
+
+_T = TypeVar('_T')
+_R = TypeVar('_R')
+
+# Applies a function to each item, results in item order, like builtin `map`.
+MapFn = Callable[[Callable[[_T], _R], Iterable[_T]], Iterable[_R]]
+
+
+class Layout(Protocol):
+  """How shards are named, what a record holds, and how a file is written."""
+
+  def shard_path(self, task: plan.ShardTask) -> str:
+    """Where the shard of `task` is written."""
+
+  def encode(self, image: bytes, label: int, file_name: str) -> bytes:
+    """The record of one image (already fixed) and its label (-1: none)."""
+
+  def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
+    """Writes (file name, record) pairs as one shard file at `path`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardResult:
+  """What writing one shard produced."""
+
+  split: str
+  index: int
+  num_examples: int
+  num_bytes: int
+  fixed_images: dict[str, str]  # file name -> why it was re-encoded
+  # file name -> why no decoder reads it (only with skip_bad_images).
+  skipped_images: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def fixed_examples(
+    task: plan.ShardTask, fixer: image_fixes.ImageFixer
+) -> Iterator[tuple[str, bytes, int]]:
+  """(file name, image bytes fixed by content, label) of a task's images, in
+  order, read with many requests in flight; images the fixer skips are left out."""
+  examples = list(task.examples())
+  images = image_reads.read_images(
+      task.archive, ((name, offset, size) for name, offset, size, _ in examples)
+  )
+  for (name, _, _, label), data in zip(examples, images):
+    fixed = fixer(name, data)
+    if fixed is not None:
+      yield name, fixed, label
+
+
+class ShardWriter:
+  """Writes planned shards in a layout."""
+
+  def __init__(self, layout: Layout, skip_bad_images: bool = False):
+    """Writes in `layout`.
+
+    Args:
+      layout: names, encodes and writes the shard files.
+      skip_bad_images: leave out images no decoder reads, instead of failing.
+    """
+    self._layout = layout
+    self._skip_bad_images = skip_bad_images
+
+  def write_shard(self, task: plan.ShardTask) -> ShardResult:
+    """Writes one shard file, reading its images from the archive by offset.
+
+    Raises:
+      disk_space.DiskSpaceError: the disk filled up.
+    """
+    fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
+    path = self._layout.shard_path(task)
+    count = 0
+
+    def records() -> Iterator[tuple[str, bytes]]:
+      nonlocal count
+      for name, data, label in fixed_examples(task, fixer):
+        count += 1
+        yield name, self._layout.encode(data, label, name)
+
+    try:
+      self._layout.write(path, records())
+    except OSError as e:
+      if not disk_space.is_full_disk(e):
+        raise
+      # Names the dataset's folder: the shard's temporary one goes away.
+      raise disk_space.full_disk_error(
+          path, e, os.path.dirname(os.path.dirname(path))
+      ) from e
+    return ShardResult(
+        split=task.split,
+        index=task.index,
+        num_examples=count,
+        num_bytes=epath.Path(path).stat().length,
+        fixed_images=fixer.fixed,
+        skipped_images=fixer.skipped,
+    )
+
+
+def progress_map(
+    fn: Callable[[_T], _R],
+    items: Sequence[_T],
+    desc: str,
+    unit: str,
+    map_fn: MapFn = map,
+) -> Iterator[_R]:
+  """`map_fn(fn, items)` with a progress bar (rate, ETA) over the items."""
+  return iter(
+      tfds_internals.progress_bar(
+          map_fn(fn, items), total=len(items), desc=desc, unit=unit
+      )
+  )
+
+
+def write_shards(
+    writer: ShardWriter,
+    tasks: Sequence[plan.ShardTask],
+    map_fn: MapFn = map,
+    on_result: Callable[[ShardResult], None] = lambda result: None,
+) -> list[ShardResult]:
+  """Writes all shards through `map_fn`; `on_result` runs after each one."""
+  results = []
+  for result in progress_map(
+      writer.write_shard, tasks, 'Writing shards', ' shards', map_fn
+  ):
+    results.append(result)
+    on_result(result)
+  return results

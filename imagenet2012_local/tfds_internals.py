@@ -1,0 +1,83 @@
+"""Every use of TensorFlow Datasets' private or internal API, in one place.
+
+The fast path writes shards itself, so it needs TFDS's own shard policy, file
+names, writers and progress bars. None of that is public API; each use is a
+small function here, and `tests/test_tfds_internals.py` pins what each relies
+on, so a TFDS upgrade that changes one fails there, loudly, in one place
+(hence the `<4.10` pin in setup.cfg until a newer release is checked).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import naming
+from tensorflow_datasets.core import splits as splits_lib
+from tensorflow_datasets.core import writer as writer_lib
+from tensorflow_datasets.core.utils import shard_utils
+from tensorflow_datasets.core.utils import tqdm_utils
+
+_T = TypeVar('_T')
+
+ExampleWriter = writer_lib.ExampleWriter
+
+
+def number_of_shards(total_bytes: int, num_examples: int) -> int:
+  """The shard count TFDS gives a split of this size (~1 GB or fewer a shard)."""
+  return shard_utils.ShardConfig.calculate_number_shards(
+      total_size=total_bytes, num_examples=num_examples
+  )
+
+
+def shard_bounds(num_examples: int, num_shards: int) -> list[tuple[int, int]]:
+  """[start, end) of each shard's examples, as TFDS deals them."""
+  ends = list(shard_utils.get_shard_boundaries(num_examples, num_shards))
+  return list(zip([0, *ends], ends))
+
+
+def filename_template(
+    builder: tfds.core.DatasetBuilder, split: str
+) -> naming.ShardedFileTemplate:
+  """How TFDS names the shards of `split` (a picklable value)."""
+  return builder._get_filename_template(split)  # pylint: disable=protected-access
+
+
+def shard_path(
+    template: naming.ShardedFileTemplate, index: int, num_shards: int
+) -> str:
+  """Where TFDS expects shard `index` of a split while the build runs."""
+  return os.fspath(template.sharded_filepath(shard_index=index, num_shards=num_shards))
+
+
+def example_writer(builder: tfds.core.GeneratorBasedBuilder) -> ExampleWriter:
+  """The builder's writer of its file format (TFRecord, ArrayRecord, ...)."""
+  return builder._example_writer()  # pylint: disable=protected-access
+
+
+def split_info(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    shard_lengths: Sequence[int],
+    num_bytes: int,
+) -> splits_lib.SplitInfo:
+  """The SplitInfo of a split written as TFDS would have written it."""
+  return splits_lib.SplitInfo(
+      name=split,
+      shard_lengths=list(shard_lengths),
+      num_bytes=num_bytes,
+      filename_template=filename_template(builder, split),
+  )
+
+
+def manual_dir_as_given(dl_manager: tfds.download.DownloadManager) -> str:
+  """The manual dir the user passed, even where TFDS refuses it as empty."""
+  return os.fspath(getattr(dl_manager, '_manual_dir', None) or 'The manual dir')
+
+
+def progress_bar(iterable: Iterable[_T] | None = None, **kwargs):
+  """TFDS's progress bar (a tqdm): the one `tfds build` shows or hides."""
+  return tqdm_utils.tqdm(iterable, **{'leave': False, **kwargs})
+

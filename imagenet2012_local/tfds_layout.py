@@ -1,0 +1,45 @@
+"""The TFDS layout: upstream `imagenet2012`'s examples in TFDS's shard files.
+
+Each record is a tf.train.Example with `image` (JPEG bytes), `label` (0-based,
+-1 in the test split) and `file_name`, serialized by `example_encoding`
+exactly as TFDS would. Shards are named and placed by TFDS
+(`<name>-<split>.<format>-%05d-of-%05d` in the build's temporary folder,
+which TFDS renames when the build is done). TFRecord shards are framed by
+`tfrecords`; other formats (ArrayRecord) by TFDS's own writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import tensorflow_datasets as tfds
+
+from imagenet2012_local import example_encoding
+from imagenet2012_local import plan
+from imagenet2012_local import tfds_internals
+from imagenet2012_local import tfrecords
+
+
+class TfdsLayout:
+  """The shard files of a TFDS build of this builder."""
+
+  def __init__(self, builder: tfds.core.GeneratorBasedBuilder, splits: Iterable[str]):
+    """The layout of `builder`'s shards of `splits`; pickles without the builder."""
+    self._templates = {
+        split: tfds_internals.filename_template(builder, split) for split in splits
+    }
+    self._writer = tfds_internals.example_writer(builder)
+
+  def shard_path(self, task: plan.ShardTask) -> str:
+    return tfds_internals.shard_path(
+        self._templates[task.split], task.index, task.num_shards
+    )
+
+  def encode(self, image: bytes, label: int, file_name: str) -> bytes:
+    return example_encoding.serialize(image, label, file_name)
+
+  def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
+    if self._writer.file_format == tfds.core.FileFormat.TFRECORD:
+      tfrecords.write(path, (record for _, record in records))
+    else:
+      self._writer.write(path, records)
