@@ -14,7 +14,7 @@ _COMMANDS = {
         ' TPU, Intel and MLPerf ResNet input pipelines read.',
     ),
     'report': (
-        'imagenet2012_local.report',
+        'imagenet2012_local.report.command',
         'Write contact sheets, charts and a summary of a prepared dataset.',
     ),
 }
