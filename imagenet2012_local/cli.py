@@ -1,4 +1,8 @@
-"""The `imagenet2012-local` command: tools that work on a prepared dataset."""
+"""The `imagenet2012-local` command: tools that work on a prepared dataset.
+
+A subcommand's module, with its TensorFlow or matplotlib, is imported only when
+that subcommand is parsed, so `imagenet2012-local --help` starts at once.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,36 @@ _COMMANDS = {
         ' TPU, Intel and MLPerf ResNet input pipelines read.',
     ),
     'report': (
-        'imagenet2012_local.report',
+        'imagenet2012_local.report.command',
         'Write contact sheets, charts and a summary of a prepared dataset.',
     ),
 }
+
+
+class _CommandParser(argparse.ArgumentParser):
+  """A subcommand's parser that takes its options from its module when used.
+
+  argparse hands the arguments after a subcommand's name to that subcommand's
+  parser alone, through `parse_known_args`: the other modules stay unimported.
+  """
+
+  def __init__(self, *, module_name: str, **kwargs):
+    super().__init__(**kwargs)
+    self._module_name = module_name
+    self._loaded = False
+
+  def parse_known_args(
+      self,
+      args: Sequence[str] | None = None,
+      namespace: argparse.Namespace | None = None,
+  ) -> tuple[argparse.Namespace, list[str]]:
+    """Adds the module's options and `run` on first use, then parses."""
+    if not self._loaded:
+      module = importlib.import_module(self._module_name)
+      module.add_arguments(self)
+      self.set_defaults(run=module.run)
+      self._loaded = True
+    return super().parse_known_args(args, namespace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,12 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
       prog='imagenet2012-local',
       description='Tools around the imagenet2012_local TFDS dataset.',
   )
-  commands = parser.add_subparsers(dest='command', required=True)
+  commands = parser.add_subparsers(
+      dest='command', required=True, parser_class=_CommandParser
+  )
   for name, (module_name, description) in _COMMANDS.items():
-    module = importlib.import_module(module_name)
-    command = commands.add_parser(name, help=description, description=description)
-    module.add_arguments(command)
-    command.set_defaults(run=module.run)
+    commands.add_parser(
+        name,
+        # argparse fills in %-placeholders in a help, not in a description.
+        help=description.replace('%', '%%'),
+        description=description,
+        module_name=module_name,
+    )
   args = parser.parse_args(argv)
   return args.run(args)
 

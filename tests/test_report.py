@@ -15,6 +15,9 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import cli
 from imagenet2012_local import report
+from imagenet2012_local.report import records
+from imagenet2012_local.report import scan
+from imagenet2012_local.report import summary as report_summary
 
 _VERSION_DIR = 'imagenet2012_local/5.1.0'
 
@@ -71,6 +74,11 @@ def test_pictures_are_written_and_sensible(report_dir, info):
       assert lightest - darkest > 100, f'{name} is blank'
 
 
+def test_summary_links_every_picture_written(report_dir, summary):
+  linked = set(re.findall(r'!\[[^\]]*\]\(([^)]+)\)', summary))
+  assert linked == {path.name for path in report_dir.glob('*.png')}
+
+
 def test_summary_counts_match_the_dataset(summary, info):
   assert _table_counts(summary) == {
       split: split_info.num_examples
@@ -124,9 +132,9 @@ def test_sample_is_seeded_and_bounded(dummy_build, tmp_path):
 def test_reservoir_sample_is_uniform():
   hits = collections.Counter()
   for seed in range(2000):
-    reservoir = report.Reservoir(2, random.Random(seed))
+    reservoir = scan.Reservoir(2, random.Random(seed))
     for n in range(10):
-      reservoir.add(report.Example(file_name=str(n), label=0, data=b''))
+      reservoir.add(records.Example(file_name=str(n), label=0, data=b''))
     hits.update(example.file_name for example in reservoir.items)
   # Each of the 10 items is kept with probability 2/10: 400 times expected.
   assert all(300 < hits[str(n)] < 500 for n in range(10)), hits
@@ -134,7 +142,7 @@ def test_reservoir_sample_is_uniform():
 
 def test_build_time_and_skipped_images(build_copy, tmp_path):
   version_dir = build_copy / _VERSION_DIR
-  stats_file = version_dir / report.BUILD_STATS_FILE
+  stats_file = version_dir / report_summary.BUILD_STATS_FILE
   stats_file.unlink(missing_ok=True)
   assert 'Build time: not recorded.' in _report(build_copy, tmp_path / 'a')
 

@@ -1,0 +1,71 @@
+"""`imagenet2012-local`: a subcommand's module is imported for it alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from imagenet2012_local import cli
+
+_ROOT = Path(__file__).resolve().parent.parent
+_REPORT = 'imagenet2012_local.report.command'
+_EXPORT = 'imagenet2012_local.tpu_export'
+_HEAVY = ('matplotlib', 'tensorflow', _REPORT, _EXPORT)
+
+
+def _help_in_fresh_python(argv: list[str]) -> tuple[str, set[str]]:
+  """Runs `imagenet2012-local *argv` in a new Python, as the console script.
+
+  Returns what it printed, and which of the _HEAVY modules it imported.
+  """
+  code = textwrap.dedent(f"""
+      import json, sys
+      from imagenet2012_local import cli
+      try:
+        cli.main({argv!r})
+      except SystemExit as exit:
+        assert exit.code == 0, exit.code
+      print(json.dumps([m for m in {_HEAVY!r} if m in sys.modules]))
+  """)
+  # From the repository root, so that this checkout's package is imported.
+  done = subprocess.run(
+      [sys.executable, '-c', code],
+      cwd=_ROOT, capture_output=True, text=True, check=True,
+  )
+  help_text, _, loaded = done.stdout.rstrip().rpartition('\n')
+  return help_text, set(json.loads(loaded))
+
+
+def test_top_level_help_imports_no_subcommand():
+  help_text, loaded = _help_in_fresh_python(['--help'])
+  assert loaded == set()
+  assert 'export-tpu' in help_text and 'report' in help_text
+  assert 'train-%05d-of-01024' in help_text
+
+
+@pytest.mark.parametrize(
+    'command, option, module, other',
+    [
+        ('report', '--short_fraction', _REPORT, _EXPORT),
+        ('export-tpu', '--output_dir', _EXPORT, _REPORT),
+    ],
+)
+def test_subcommand_help_imports_that_subcommand_only(
+    command, option, module, other
+):
+  help_text, loaded = _help_in_fresh_python([command, '--help'])
+  assert help_text.startswith(f'usage: imagenet2012-local {command} [-h]')
+  assert option in help_text
+  assert module in loaded and other not in loaded
+
+
+def test_unknown_subcommand_is_an_error(capsys):
+  with pytest.raises(SystemExit) as exit:
+    cli.main(['no-such-command'])
+  assert exit.value.code == 2
+  assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
