@@ -11,21 +11,18 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from imagenet2012_local import classic_layout
+from imagenet2012_local import external_sort
 from imagenet2012_local import labels
 from imagenet2012_local import tpu_export
 from tests.helpers import read_split
 
 # What the TPU / Intel / MLPerf ResNet pipelines parse; the bbox keys are
-# VarLen there, so records without them must parse.
+# VarLen there, so records without them must parse. The file name finds the
+# stored example.
 PIPELINE_SPEC = {
-    'image/encoded': tf.io.FixedLenFeature((), tf.string, ''),
-    'image/class/label': tf.io.FixedLenFeature((), tf.int64, -1),
+    **classic_layout.pipeline_parse_spec(),
     'image/filename': tf.io.FixedLenFeature((), tf.string, ''),
-    'image/object/bbox/xmin': tf.io.VarLenFeature(tf.float32),
-    'image/object/bbox/ymin': tf.io.VarLenFeature(tf.float32),
-    'image/object/bbox/xmax': tf.io.VarLenFeature(tf.float32),
-    'image/object/bbox/ymax': tf.io.VarLenFeature(tf.float32),
-    'image/object/class/label': tf.io.VarLenFeature(tf.int64),
 }
 # Dummy data: 26 train, 10 validation and 5 test images; these leave no
 # shard empty.
@@ -81,7 +78,7 @@ def test_file_names(exported):
       shard_names('train', 4) + shard_names('validation', 2) + shard_names('test', 2)
   )
   assert sorted(p.name for p in exported.iterdir()) == sorted(
-      expected + [tpu_export.DALI_INDEX_DIR]
+      expected + [classic_layout.DALI_INDEX_DIR]
   )
   assert sorted(p.name for p in (exported / 'dali_idx').iterdir()) == sorted(
       f'{name}.idx' for name in expected
@@ -119,6 +116,8 @@ def test_records_match_the_dataset(exported, dummy_build, split):
     label, image = stored[file_name]
     assert example['image/encoded'].numpy() == image
     assert example['image/object/bbox/xmin'].values.shape == (0,)
+    assert example['image/object/class/label'].values.shape == (0,)
+    assert example['image/class/text'].numpy() == b''
     if split == 'test':
       assert (int(example['image/class/label']), values['image/class/synset']) == (-1, b'')
     else:
@@ -148,7 +147,7 @@ def test_sorted_by_file_name_across_shards(exported, split):
 
 
 def test_sorting_through_many_buckets(exported, dummy_build, tmp_path, monkeypatch):
-  monkeypatch.setattr(tpu_export, '_BUCKET_BYTES', 1)  # One bucket per image.
+  monkeypatch.setattr(external_sort, '_BUCKET_BYTES', 1)  # One bucket per image.
   assert export(dummy_build, tmp_path / 'tpu', '--splits', 'validation', *SHARDS) == 0
   assert records(tmp_path / 'tpu', 'validation') == records(exported, 'validation')
   assert list(tmp_path.iterdir()) == [tmp_path / 'tpu']
@@ -167,7 +166,7 @@ def test_train_order_follows_the_seed(exported, dummy_build, tmp_path):
 
 
 def test_dali_indexes_point_at_records(exported):
-  for index in (exported / tpu_export.DALI_INDEX_DIR).iterdir():
+  for index in (exported / classic_layout.DALI_INDEX_DIR).iterdir():
     data = (exported / index.stem).read_bytes()
     entries = [tuple(map(int, line.split())) for line in index.read_text().splitlines()]
     expected = file_records(exported / index.stem)
@@ -201,7 +200,7 @@ def test_interrupted_export_leaves_nothing(dummy_build, tmp_path, monkeypatch, e
   if existing:
     output_dir.mkdir()
     (output_dir / 'mine').write_text('keep me')
-  write_shard = tpu_export._write_shard
+  write_shard = classic_layout.write_shard
   calls = itertools.count()
 
   def failing_write_shard(*args, **kwargs):
@@ -209,7 +208,7 @@ def test_interrupted_export_leaves_nothing(dummy_build, tmp_path, monkeypatch, e
       raise KeyboardInterrupt
     return write_shard(*args, **kwargs)
 
-  monkeypatch.setattr(tpu_export, '_write_shard', failing_write_shard)
+  monkeypatch.setattr(classic_layout, 'write_shard', failing_write_shard)
   with pytest.raises(KeyboardInterrupt):
     export(dummy_build, output_dir, '--overwrite', '--dali_index', *SHARDS)
   if existing:

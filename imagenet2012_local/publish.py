@@ -1,0 +1,89 @@
+"""Writing an output folder so that it only ever appears complete.
+
+Folders on disk, all beside the output (same file system, so renames are
+atomic):
+
+- `<output>.incomplete-<random>`: the staging folder everything is written
+  into. It is renamed to `<output>` once complete and deleted if writing
+  fails; only a killed process leaves one behind, which can be deleted.
+- `<output>.replaced-<random>`: with `overwrite`, the old `<output>` is moved
+  into this folder (as `<output>.replaced-<random>/<output name>`) just
+  before the staging folder takes its name, then deleted.
+
+So `<output>` is either absent, the old folder untouched, or the complete new
+one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputExistsError(FileExistsError):
+  """The output folder exists and may not be replaced."""
+
+
+def check_free(output_dir: Path, overwrite: bool) -> None:
+  """Fails early, before any work, when `output_dir` may not be written.
+
+  Raises:
+    OutputExistsError: `output_dir` exists and `overwrite` is false.
+  """
+  if output_dir.exists() and not overwrite:
+    raise OutputExistsError(
+        f'{output_dir} exists; pass --overwrite to replace it'
+    )
+
+
+@contextlib.contextmanager
+def staged(output_dir: Path, overwrite: bool) -> Iterator[Path]:
+  """A new staging folder, renamed to `output_dir` when the block succeeds.
+
+  Creates the parent folders of `output_dir` if needed. If the block raises,
+  the staging folder is deleted and `output_dir` left as it was. Call
+  `check_free` first: the check here comes only once the work is done.
+
+  Args:
+    output_dir: The folder to publish.
+    overwrite: Replace an existing `output_dir`, once the new one is complete.
+
+  Yields:
+    The staging folder, `<output_dir>.incomplete-<random>`, empty.
+
+  Raises:
+    OutputExistsError: `output_dir` appeared while the block ran and
+      `overwrite` is false; it is kept.
+  """
+  output_dir.parent.mkdir(parents=True, exist_ok=True)
+  staging = _sibling_temp_dir(output_dir, 'incomplete')
+  try:
+    yield staging
+    _publish(staging, output_dir, overwrite)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)  # Gone already on success.
+
+
+def _publish(staging: Path, output_dir: Path, overwrite: bool) -> None:
+  """Renames the finished `staging` folder to `output_dir`."""
+  if not output_dir.exists():
+    os.replace(staging, output_dir)
+    return
+  if not overwrite:
+    raise OutputExistsError(
+        f'{output_dir} appeared while it was being written; kept it'
+    )
+  # Moved aside first: a rename cannot replace a non-empty folder.
+  old = _sibling_temp_dir(output_dir, 'replaced')
+  os.replace(output_dir, old / output_dir.name)
+  os.replace(staging, output_dir)
+  shutil.rmtree(old)
+
+
+def _sibling_temp_dir(path: Path, tag: str) -> Path:
+  """A new folder `<path>.<tag>-<random>` beside `path`: same file system."""
+  return Path(tempfile.mkdtemp(prefix=f'{path.name}.{tag}-', dir=path.parent))
