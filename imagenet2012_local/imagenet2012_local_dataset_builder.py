@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
 from absl import logging
 from etils import epath
-import numpy as np
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import disk_space
-from imagenet2012_local import errors
+from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
-from imagenet2012_local import paths
-from imagenet2012_local import plan
 from imagenet2012_local import settings
 from imagenet2012_local import shard_writer
-from imagenet2012_local import tar_reader
+from imagenet2012_local import split_sources
 from imagenet2012_local import tfds_internals
 from imagenet2012_local import tfds_layout
 from imagenet2012_local import verification
@@ -31,34 +24,8 @@ from imagenet2012_local import verification
 BUILD_STATS_FILE = 'build_stats.json'
 
 
-class MissingArchivesError(errors.Imagenet2012LocalError, FileNotFoundError):
-  """The manual dir holds none of the split archives."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitSource:
-  """One split's archive, its checksum gate, and how its images get labels."""
-
-  archive: archive_facts.Archive
-  check: verification.ArchiveCheck
-  validation_labels: labels.ValidationLabels | None
-  class_names: tuple[str, ...]
-
-  @property
-  def split(self) -> str:
-    return self.archive.split
-
-  def index(self, map_fn: shard_writer.MapFn | None = None, **kwargs) -> archive_index.ArchiveIndex:
-    """The archive's index; `map_fn` maps over train's inner tars."""
-    return archive_index.index_archive(
-        self.check.path, self.archive, map_fn=map_fn, **kwargs
-    )
-
-  def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:
-    """The class number of each image of `index`; -1 in the test split."""
-    return labels.split_labels(
-        self.split, index, self.class_names, self.validation_labels
-    )
+# Re-exported: the error users of the builder catch when archives are missing.
+MissingArchivesError = split_sources.MissingArchivesError
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -125,14 +92,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(
-      self, source: SplitSource
+      self, source: split_sources.SplitSource
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
     """TFDS's generator path: the same plan and reads as the sharded path,
     examples handed to TFDS's writer one by one."""
     skipped_members = {}
-    index = source.index(skipped=skipped_members)
-    tasks = plan.plan_split(source.split, str(source.check.path), index, source.labels)
-    fixer = image_fixes.ImageFixer(str(source.check.path), self._skip_bad_images)
+    tasks = engine.tfds_planner(source, source.index(skipped=skipped_members))
+    fixer = image_fixes.ImageFixer(source.path, self._skip_bad_images)
     with verification.BackgroundHasher([source.check]) as hasher:
       for task in tasks:
         for name, data, label in shard_writer.fixed_examples(task, fixer):
@@ -173,115 +139,61 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_shards(
       self,
-      sources: Mapping[str, SplitSource],
+      sources: Mapping[str, split_sources.SplitSource],
       map_fn: shard_writer.MapFn = map,
   ) -> None:
     """The sharded path: shards written once each, digests computed alongside.
 
     Args:
       sources: the splits to build.
-      map_fn: runs indexing (of archives in cloud storage) and shard writing;
-        builtin `map` runs them here, one after another.
+      map_fn: runs shard writing (see `engine.write_all`).
     """
-    skipped_members = {split: {} for split in sources}
-    with verification.BackgroundHasher(s.check for s in sources.values()) as hasher:
-      tasks = []
-      for split, source in sources.items():
-        index = source.index(
-            map_fn=functools.partial(
-                shard_writer.progress_map,
-                desc=f'Indexing {split}',
-                unit=' tars',
-                map_fn=_index_map(source.check.path, map_fn),
-            ),
-            skipped=skipped_members[split],
+    written = engine.write_all(
+        sources,
+        engine.tfds_planner,
+        tfds_layout.TfdsLayout(self, sources),
+        self._skip_bad_images,
+        map_fn,
+    )
+    self.info.set_splits(tfds.core.SplitDict([
+        tfds_internals.split_info(
+            self,
+            split,
+            [r.num_examples for r in written.of_split(split)],
+            sum(r.num_bytes for r in written.of_split(split)),
         )
-        tasks += plan.plan_split(split, str(source.check.path), index, source.labels)
-      results = shard_writer.write_shards(
-          shard_writer.ShardWriter(
-              tfds_layout.TfdsLayout(self, sources), self._skip_bad_images
-          ),
-          tasks,
-          map_fn,
-          on_result=lambda _: hasher.raise_if_failed(),
-      )
-      hasher.wait()  # Raises before anything is published if a digest is wrong.
-    self.info.set_splits(
-        tfds.core.SplitDict([self._split_info(split, results) for split in sources])
-    )
+        for split in sources
+    ]))
     for split, source in sources.items():
-      fixed, skipped = {}, {}
-      for result in results:
-        if result.split == split:
-          fixed.update(result.fixed_images)
-          skipped.update(result.skipped_images)
-      self._record_split(source, fixed, skipped, skipped_members[split])
-
-  def _split_info(
-      self, split: str, results: Sequence[shard_writer.ShardResult]
-  ) -> tfds.core.SplitInfo:
-    written = sorted((r for r in results if r.split == split), key=lambda r: r.index)
-    return tfds_internals.split_info(
-        self,
-        split,
-        [r.num_examples for r in written],
-        sum(r.num_bytes for r in written),
-    )
+      self._record_split(
+          source, *written.fixed_and_skipped(split), written.skipped_members[split]
+      )
 
   def _split_sources(
       self, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, SplitSource]:
-    """The archives present, size-checked, with their label sources.
-
-    Everything that can be checked before reading the archives is checked
-    here: the archives' presence and sizes, the free disk space, the labels.
-    """
+  ) -> dict[str, split_sources.SplitSource]:
+    """The archives present, checked before any is read (`split_sources`)."""
     try:
       manual_dir = epath.Path(dl_manager.manual_dir)
     except AssertionError as e:
       # TFDS's own check, whose message is a page of instructions.
-      raise MissingArchivesError(_missing_archives(
+      raise MissingArchivesError(split_sources.missing_archives(
           f'{tfds_internals.manual_dir_as_given(dl_manager)} does not exist or'
           ' is empty'
       )) from e
-    present = [
-        archive
-        for archive in archive_facts.ARCHIVES
-        if (manual_dir / archive.file_name).exists()
-    ]
-    if not present:
-      raise MissingArchivesError(
-          _missing_archives(f'No ImageNet 2012 archive in {manual_dir}')
-      )
-    checks = {
-        archive.split: verification.ArchiveCheck(
-            manual_dir / archive.file_name, self._verify_checksums
-        )
-        for archive in present
-    }
-    for check in checks.values():
-      tar_reader.check_tar_size(check.path, check.size)
-    disk_space.check_free_space(
-        self.data_dir_root, sum(check.size for check in checks.values())
+    sources = split_sources.find_sources(
+        manual_dir,
+        self._verify_checksums,
+        self.data_dir_root,
+        self.info.features['label'].names,
     )
-    validation_labels = None
-    if archive_facts.VALIDATION in present:
-      validation_labels, devkit = labels.validation_labels(
-          manual_dir, self._verify_checksums
-      )
-      if devkit:
-        self.info.metadata['class_words'] = devkit.words_by_wnid
-    class_names = tuple(self.info.features['label'].names)
-    return {
-        archive.split: SplitSource(
-            archive, checks[archive.split], validation_labels, class_names
-        )
-        for archive in present
-    }
+    if sources.devkit:
+      self.info.metadata['class_words'] = sources.devkit.words_by_wnid
+    return sources.by_split
 
   def _record_split(
       self,
-      source: SplitSource,
+      source: split_sources.SplitSource,
       fixed: Mapping[str, str],
       skipped_images: Mapping[str, str],
       skipped_members: Mapping[str, str],
@@ -304,30 +216,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         'split': source.split,
         **source.check.summary(),
     }
-
-
-def _index_map(
-    archive: epath.Path, map_fn: shard_writer.MapFn
-) -> shard_writer.MapFn:
-  """How to map over an archive's inner tars: on `map_fn`'s workers (e.g.
-  Beam's) where `_index_on_workers`, on threads here otherwise."""
-  if map_fn is not map and _index_on_workers(archive):
-    return map_fn
-  return archive_index.map_on_threads
-
-
-def _index_on_workers(archive: epath.Path) -> bool:
-  """Whether workers should read the inner tars' headers: in cloud storage
-  each is a round trip, so workers read them in parallel; a local disk reads
-  them in under a second per GB, less than a pipeline takes to start."""
-  return not paths.is_local(archive)
-
-
-def _missing_archives(what: str) -> str:
-  """The message of a MissingArchivesError: `what` is wrong, then what to do."""
-  names = ', '.join(archive.file_name for archive in archive_facts.ARCHIVES)
-  return errors.two_lines(
-      f'{what}: expected {names} (any of them)',
-      f'Download them from {archive_facts.DOWNLOAD_PAGE} (free registration)'
-      ' into that folder, or pass --manual_dir=<the folder that holds them>.',
-  )

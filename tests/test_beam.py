@@ -18,7 +18,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import beam_generation
-from imagenet2012_local import imagenet2012_local_dataset_builder
+from imagenet2012_local import engine
 from imagenet2012_local import settings
 from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
 from tests.helpers import DUMMY_DIR, read_split
@@ -102,11 +102,7 @@ def test_cloud_archives_are_indexed_on_the_workers(
 ):
   # Local archives are indexed by the launcher; archives in cloud storage
   # (made to look so here) by a pipeline, before the shard-writing one.
-  monkeypatch.setattr(
-      imagenet2012_local_dataset_builder,
-      '_index_on_workers',
-      lambda archive: on_workers,
-  )
+  monkeypatch.setattr(engine, 'index_on_workers', lambda archive: on_workers)
   pipelines = []
   run = beam_generation.BeamMap.__call__
 

@@ -1,0 +1,113 @@
+"""The build: index the archives, plan the shards, write them, check digests.
+
+Every layout goes through `write_all`: the TFDS builder (`tfds_layout`, on
+this machine or on Beam workers) and the classic-layout build. Archive digests
+are computed on a background thread from the start of indexing to the last
+shard; a wrong one fails the build before anything is published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+
+from etils import epath
+
+from imagenet2012_local import archive_index
+from imagenet2012_local import paths
+from imagenet2012_local import plan
+from imagenet2012_local import shard_writer
+from imagenet2012_local import split_sources
+from imagenet2012_local import verification
+
+# Plans one split from its source and index: e.g. `plan.plan_split`'s TFDS
+# shard policy, or the classic layout's fixed shard counts.
+Planner = Callable[
+    [split_sources.SplitSource, archive_index.ArchiveIndex], list[plan.ShardTask]
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+  """What a build wrote, per split."""
+
+  results: list[shard_writer.ShardResult]  # One per shard, in task order.
+  skipped_members: dict[str, dict[str, str]]  # split -> {member: why}
+
+  def of_split(self, split: str) -> list[shard_writer.ShardResult]:
+    """The split's shard results, in shard order."""
+    return sorted((r for r in self.results if r.split == split), key=lambda r: r.index)
+
+  def fixed_and_skipped(self, split: str) -> tuple[dict[str, str], dict[str, str]]:
+    """{file name: why} of the split's fixed images and of its skipped ones."""
+    fixed, skipped = {}, {}
+    for result in self.of_split(split):
+      fixed.update(result.fixed_images)
+      skipped.update(result.skipped_images)
+    return fixed, skipped
+
+
+def write_all(
+    sources: Mapping[str, split_sources.SplitSource],
+    planner: Planner,
+    layout: shard_writer.Layout,
+    skip_bad_images: bool,
+    map_fn: shard_writer.MapFn = map,
+) -> Written:
+  """Indexes, plans and writes every split; raises before returning if any
+  archive's digest is wrong.
+
+  Args:
+    sources: the splits to build.
+    planner: plans a split's shards from its index.
+    layout: names, encodes and writes the shard files.
+    skip_bad_images: leave out images no decoder reads, instead of failing.
+    map_fn: runs shard writing (and the indexing of archives in cloud
+      storage); builtin `map` runs them here, one after another.
+  """
+  skipped_members = {split: {} for split in sources}
+  checks = (source.check for source in sources.values())
+  with verification.BackgroundHasher(checks) as hasher:
+    tasks = []
+    for split, source in sources.items():
+      index = source.index(
+          map_fn=functools.partial(
+              shard_writer.progress_map,
+              desc=f'Indexing {split}',
+              unit=' tars',
+              map_fn=_index_map(source.check.path, map_fn),
+          ),
+          skipped=skipped_members[split],
+      )
+      tasks += planner(source, index)
+    results = shard_writer.write_shards(
+        shard_writer.ShardWriter(layout, skip_bad_images),
+        tasks,
+        map_fn,
+        on_result=lambda _: hasher.raise_if_failed(),
+    )
+    hasher.wait()  # Raises before anything is published if a digest is wrong.
+  return Written(results, skipped_members)
+
+
+def tfds_planner(
+    source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+) -> list[plan.ShardTask]:
+  """The plan of a TFDS build: TFDS's shard count, seeded shuffle."""
+  return plan.plan_split(source.split, source.path, index, source.labels)
+
+
+def _index_map(archive: epath.Path, map_fn: shard_writer.MapFn) -> shard_writer.MapFn:
+  """How to map over an archive's inner tars: on `map_fn`'s workers (e.g.
+  Beam's) where `index_on_workers`, on threads here otherwise."""
+  if map_fn is not map and index_on_workers(archive):
+    return map_fn
+  return archive_index.map_on_threads
+
+
+def index_on_workers(archive: epath.Path) -> bool:
+  """Whether workers should read the inner tars' headers: in cloud storage
+  each is a round trip, so workers read them in parallel; a local disk reads
+  them in under a second per GB, less than a pipeline takes to start."""
+  return not paths.is_local(archive)
