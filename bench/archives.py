@@ -1,15 +1,23 @@
-"""Writes ImageNet-shaped benchmark archives of a chosen size, once per config.
+"""Writes benchmark archives for an `ArchiveSpec`, once per spec.
 
-Images are realistic in size (~110 KB JPEGs, like real ImageNet) but cheap to
-make: a small pool is encoded once, and each member gets unique bytes by a JPEG
-comment segment carrying its name, so no two members are identical (which could
-flatter deduplicating or caching code) while still decoding as the same image.
+Images are cheap to make: a small pool is encoded once, and each member gets
+unique bytes by a JPEG comment segment carrying its name, so no two members
+are identical (which could flatter deduplicating or caching code) while still
+decoding as the same image. Pool images are either realistic in size (~110 KB,
+like real ImageNet) or tiny (~1 KB, for the full-count set).
+
+On disk, `<workdir>/<spec name>/` holds:
+- `ILSVRC2012_img_train.tar`: one inner `<wnid>.tar` per class, holding
+  `<wnid>_<n>.JPEG` for n = 1..count; inner tars and their members in a seeded,
+  unsorted order, as in the real archive.
+- `ILSVRC2012_img_val.tar`: `ILSVRC2012_val_%08d.JPEG` for 1..val, shuffled.
+- `checksums.tsv`: the archives' sizes, MD5s and SHA-256s, in the format of
+  `imagenet2012_local.verification.write_table`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 import shutil
 import time
 import zlib
@@ -17,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import tensorflow_datasets as tfds
 
+from bench.archive_specs import ArchiveSpec
 from imagenet2012_local import verification
 from imagenet2012_local.fake_archives import (
     encode_image,
@@ -37,18 +45,20 @@ _POOL_SIZE = 64
 _WIDTHS = (400, 560)
 _HEIGHTS = (340, 440)
 _QUALITY = 98
+# Tiny images: ~0.6 to ~2 KB (a JPEG's tables alone take ~0.6 KB).
+_TINY_WIDTHS = (8, 80)
+_TINY_HEIGHTS = (8, 64)
+_TINY_QUALITY = 90
 _SOI = b'\xff\xd8'
 _COM = b'\xff\xfe'
 
 
 @dataclasses.dataclass(frozen=True)
 class ArchiveSet:
-  """A directory of benchmark archives and what is in them."""
+  """A directory of benchmark archives and how many images they hold."""
 
   directory: Path
-  classes: int
-  images_per_class: int
-  val_images: int
+  num_images: int
 
   @property
   def train(self) -> Path:
@@ -63,19 +73,8 @@ class ArchiveSet:
     return self.directory / CHECKSUMS
 
   @property
-  def num_images(self) -> int:
-    return self.classes * self.images_per_class + self.val_images
-
-  @property
   def num_bytes(self) -> int:
     return self.train.stat().st_size + self.val.stat().st_size
-
-
-def archive_name(
-    classes: int, images_per_class: int, val: int, seed: int
-) -> str:
-  """The directory name that identifies one archive configuration."""
-  return f'archives-{classes}x{images_per_class}-{val}-s{seed}'
 
 
 def with_comment(jpeg: bytes, comment: str) -> bytes:
@@ -88,14 +87,19 @@ def with_comment(jpeg: bytes, comment: str) -> bytes:
   return _SOI + _COM + length + payload + jpeg[len(_SOI) :]
 
 
-def _image_pool(seed: int) -> list[bytes]:
+def _image_pool(seed: int, tiny: bool) -> list[bytes]:
+  widths, heights, quality = (
+      (_TINY_WIDTHS, _TINY_HEIGHTS, _TINY_QUALITY)
+      if tiny
+      else (_WIDTHS, _HEIGHTS, _QUALITY)
+  )
   rng = np.random.default_rng(seed)
   return [
       encode_image(
           rng,
-          int(rng.integers(*_WIDTHS, endpoint=True)),
-          int(rng.integers(*_HEIGHTS, endpoint=True)),
-          quality=_QUALITY,
+          int(rng.integers(*widths, endpoint=True)),
+          int(rng.integers(*heights, endpoint=True)),
+          quality=quality,
       )
       for _ in range(_POOL_SIZE)
   ]
@@ -112,26 +116,14 @@ def _class_images(
   return (_member(pool, f'{wnid}_{n}.JPEG') for n in range(1, count + 1))
 
 
-def ensure_archives(
-    workdir: Path, classes: int, images_per_class: int, val: int, seed: int
-) -> ArchiveSet:
-  """Returns the archive set for this config, writing it first if needed.
+def ensure_archives(workdir: Path, spec: ArchiveSpec) -> ArchiveSet:
+  """Returns the archive set for `spec`, writing it first if needed.
 
   Everything is written under a `.partial` name and renamed only once complete
   (checksum table included), so an interrupted write is never reused.
-
-  Args:
-    workdir: Where archive directories live.
-    classes: Number of train classes, a seeded sample of the 1,000 wnids.
-    images_per_class: Train images per class.
-    val: Validation images, numbered 1..val.
-    seed: Makes the images, class sample and member order reproducible.
-
-  Returns:
-    The complete archive set.
   """
-  final = workdir / archive_name(classes, images_per_class, val, seed)
-  result = ArchiveSet(final, classes, images_per_class, val)
+  final = workdir / spec.name
+  result = ArchiveSet(final, spec.num_images)
   if final.is_dir():
     print(f'Reusing archives in {final}')
     return result
@@ -140,23 +132,25 @@ def ensure_archives(
   partial.mkdir(parents=True)
 
   start = time.perf_counter()
-  pool = _image_pool(seed)
+  pool = _image_pool(spec.seed, spec.tiny_images)
   print(
       f'Encoded {len(pool)} pool images, mean'
-      f' {np.mean([len(p) for p in pool]) / 1e3:.0f} KB.'
+      f' {np.mean([len(p) for p in pool]) / 1e3:.1f} KB.'
   )
-  all_wnids = tfds.core.tfds_path(
-      'datasets/imagenet2012/labels.txt'
-  ).read_text().split()
-  wnids = sorted(random.Random(seed).sample(all_wnids, classes))
   write_train_tar(
       partial / TRAIN_TAR,
-      {w: _class_images(pool, w, images_per_class) for w in wnids},
-      seed,
+      {
+          wnid: _class_images(pool, wnid, count)
+          for wnid, count in spec.train_images.items()
+      },
+      spec.seed,
   )
-  val_names = (f'ILSVRC2012_val_{n:08d}.JPEG' for n in range(1, val + 1))
+  val_names = (
+      f'ILSVRC2012_val_{n:08d}.JPEG' for n in range(1, spec.val_images + 1)
+  )
   write_tar(
-      partial / VAL_TAR, (_member(pool, n) for n in shuffled(val_names, seed))
+      partial / VAL_TAR,
+      (_member(pool, n) for n in shuffled(val_names, spec.seed)),
   )
   written = sum(f.stat().st_size for f in partial.iterdir())
   elapsed = time.perf_counter() - start

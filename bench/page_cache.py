@@ -1,0 +1,83 @@
+"""Puts files into or out of the page cache, and says how much of them is there.
+
+Cold runs start with the archives evicted (`posix_fadvise(DONTNEED)`, which
+needs no root), so they are read from disk, as the real 155 GB are; warm runs
+start right after a read of them, as the harness always did.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_libc.mincore.argtypes = (
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.POINTER(ctypes.c_ubyte),
+)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def evict(paths: Sequence[Path]) -> None:
+  """Drops `paths` from the page cache (writing back dirty pages first: the
+  kernel only drops clean ones)."""
+  os.sync()
+  for path in paths:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+      os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+      os.close(fd)
+
+
+def warm(
+    paths: Sequence[Path],
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+  """Reads `paths` with `cat` (its argv passed through `wrap`, if any, e.g. to
+  run it in a cgroup)."""
+  argv = ['cat', *map(str, paths)]
+  subprocess.run(
+      wrap(argv) if wrap else argv, stdout=subprocess.DEVNULL, check=True
+  )
+
+
+def resident_bytes(path: Path) -> int:
+  """Bytes of `path` now in the page cache (mincore over a mapping of it)."""
+  size = path.stat().st_size
+  if not size:
+    return 0
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+  finally:
+    os.close(fd)
+  if address == _MAP_FAILED:
+    raise OSError(ctypes.get_errno(), f'mmap of {path} failed')
+  try:
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    # One byte per page; bit 0 set where the page is resident.
+    vector = (ctypes.c_ubyte * pages)()
+    if _libc.mincore(address, size, vector):
+      raise OSError(ctypes.get_errno(), f'mincore of {path} failed')
+    resident = np.frombuffer(vector, np.uint8) & 1
+  finally:
+    _libc.munmap(address, size)
+  return min(size, int(np.count_nonzero(resident)) * mmap.PAGESIZE)

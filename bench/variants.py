@@ -1,0 +1,111 @@
+"""The commands the harness times, by name.
+
+To add a variant (e.g. a Beam build with other `--beam_pipeline_options`), add
+an entry to `VARIANTS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from imagenet2012_local import verification
+
+_TFDS = str(Path(sys.executable).parent / 'tfds')
+_OURS = (
+    _TFDS,
+    'build',
+    'imagenet2012_local',
+    '--imports=imagenet2012_local',
+    '--manual_dir={archives}',
+    '--data_dir={data_dir}',
+)
+# What any `tfds build` of the archives does at least: the tfds CLI's start
+# (it imports TensorFlow, ~5 s), then one read and one write of the archives.
+_FLOOR = '"$0" build --help > /dev/null && cat "$1" "$2" > "$3/out"'
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """A command to time. Strings may use these placeholders: {archives} (the
+  manual dir), {train} and {val} (archive paths), {checksums} (their checksum
+  table), {data_dir} (fresh, empty, measured) and {cache_dir} (fresh, empty)."""
+
+  argv: tuple[str, ...]
+  env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _floor(extra: str = '') -> Variant:
+  return Variant(
+      ('sh', '-c', _FLOOR + extra, _TFDS, '{train}', '{val}', '{data_dir}')
+  )
+
+
+VARIANTS = {
+    # The physical limit: read every archive byte once, write it once.
+    'cat': Variant(
+        ('sh', '-c', 'cat "$0" "$1" > "$2/out"', '{train}', '{val}',
+         '{data_dir}')
+    ),
+    'floor': _floor(),
+    # What a first, verified build does at least: the floor, then one more
+    # read of the archives (for their digests).
+    'floor-verified': _floor(' && cat "$1" "$2" > /dev/null'),
+    'upstream': Variant((
+        _TFDS,
+        'build',
+        'imagenet2012',
+        '--manual_dir={archives}',
+        '--data_dir={data_dir}',
+    )),
+    'ours': Variant(
+        _OURS,
+        {
+            verification.EXTRA_TABLES_ENV_VAR: '{checksums}',
+            verification.CACHE_DIR_ENV_VAR: '{cache_dir}',
+            verification.VERIFY_ENV_VAR: '1',
+        },
+    ),
+    'ours-noverify': Variant(
+        _OURS,
+        {
+            verification.CACHE_DIR_ENV_VAR: '{cache_dir}',
+            verification.VERIFY_ENV_VAR: '0',
+        },
+    ),
+}
+
+
+def _on_beam(variant: Variant, workers: int) -> Variant:
+  """`variant` run as a Beam pipeline on `workers` local worker processes."""
+  # FnApiRunner, the DirectRunner's batch engine, named so that the DirectRunner
+  # does not try Prism instead (downloaded, in-process, ignores direct_*).
+  options = (
+      'runner=FnApiRunner,direct_running_mode=multi_processing,'
+      f'direct_num_workers={workers}'
+  )
+  return dataclasses.replace(
+      variant, argv=(*variant.argv, f'--beam_pipeline_options={options}')
+  )
+
+
+VARIANTS.update(
+    {f'ours-beam-{n}': _on_beam(VARIANTS['ours-noverify'], n) for n in (1, 2)}
+)
+
+
+def command(name: str, fields: Mapping[str, str]) -> list[str]:
+  """Variant `name`'s argv with its placeholders filled from `fields`."""
+  return [arg.format(**fields) for arg in VARIANTS[name].argv]
+
+
+def environment(name: str, fields: Mapping[str, str]) -> dict[str, str]:
+  """The caller's environment without our settings, plus variant `name`'s."""
+  env = {
+      k: v for k, v in os.environ.items() if not k.startswith('IMAGENET2012_')
+  }
+  env.update({k: v.format(**fields) for k, v in VARIANTS[name].env.items()})
+  return env
