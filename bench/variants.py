@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from imagenet2012_local import verification
+from imagenet2012_local import settings
 
 _TFDS = str(Path(sys.executable).parent / 'tfds')
 _OURS = (
@@ -64,16 +64,16 @@ VARIANTS = {
     'ours': Variant(
         _OURS,
         {
-            verification.EXTRA_TABLES_ENV_VAR: '{checksums}',
-            verification.CACHE_DIR_ENV_VAR: '{cache_dir}',
-            verification.VERIFY_ENV_VAR: '1',
+            settings.EXTRA_TABLES_ENV_VAR: '{checksums}',
+            settings.CACHE_DIR_ENV_VAR: '{cache_dir}',
+            settings.VERIFY_ENV_VAR: '1',
         },
     ),
     'ours-noverify': Variant(
         _OURS,
         {
-            verification.CACHE_DIR_ENV_VAR: '{cache_dir}',
-            verification.VERIFY_ENV_VAR: '0',
+            settings.CACHE_DIR_ENV_VAR: '{cache_dir}',
+            settings.VERIFY_ENV_VAR: '0',
         },
     ),
 }
