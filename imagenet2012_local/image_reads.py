@@ -36,7 +36,12 @@ class _RangeReader:
 
   def __init__(self, path: epath.Path):
     self._path = path
-    self._fd = os.open(path, os.O_RDONLY) if paths.is_local(path) else None
+    self._fd = None
+    if paths.is_local(path):
+      self._fd = os.open(path, os.O_RDONLY)
+      # Each image is read once, at a random offset: read-ahead past it
+      # would only take disk time from the next reads.
+      os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
     self._handles = threading.local()  # Cloud files: one open file per thread.
     self._opened = []
 

@@ -28,6 +28,7 @@ from etils import epath
 
 from imagenet2012_local import archive_facts
 from imagenet2012_local import errors
+from imagenet2012_local import paths
 
 _READ_SIZE = 1 << 20  # Large reads: tarfile's 10 KiB default costs ~14M calls on ImageNet.
 BLOCK_SIZE = tarfile.BLOCKSIZE
@@ -82,6 +83,10 @@ def index_tar(
   """
   skipped: dict[str, str] = {}
   with path.open('rb') as f:
+    if paths.is_local(path):
+      # A header is 512 bytes every ~110 KB: read-ahead would read the images
+      # too (cold 8 GB set: train's index 3.9 s -> 3.2-3.5 s without it).
+      os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
     view = _TarView(path, f, start, size, naming, skipped, inner_name)
     members = [(name, start + offset, size) for name, offset, size in view.index()]
   return members, skipped
