@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable, Mapping
 
 from etils import epath
@@ -17,6 +18,7 @@ from etils import epath
 from imagenet2012_local import archive_index
 from imagenet2012_local import paths
 from imagenet2012_local import plan
+from imagenet2012_local import resume
 from imagenet2012_local import shard_writer
 from imagenet2012_local import split_sources
 from imagenet2012_local import verification
@@ -54,6 +56,7 @@ def write_all(
     layout: shard_writer.Layout,
     skip_bad_images: bool,
     map_fn: shard_writer.MapFn = map,
+    kept: resume.KeptShards | None = None,
 ) -> Written:
   """Indexes, plans and writes every split; raises before returning if any
   archive's digest is wrong.
@@ -65,6 +68,8 @@ def write_all(
     skip_bad_images: leave out images no decoder reads, instead of failing.
     map_fn: runs shard writing (and the indexing of archives in cloud
       storage); builtin `map` runs them here, one after another.
+    kept: the kept-shards folder that makes the build resumable; shards are
+      put at the layout's paths only once all are written and checked.
   """
   skipped_members = {split: {} for split in sources}
   checks = (source.check for source in sources.values())
@@ -81,14 +86,32 @@ def write_all(
           skipped=skipped_members[split],
       )
       tasks += planner(source, index)
-    results = shard_writer.write_shards(
-        shard_writer.ShardWriter(layout, skip_bad_images),
-        tasks,
-        map_fn,
-        on_result=lambda _: hasher.raise_if_failed(),
-    )
-    hasher.wait()  # Raises before anything is published if a digest is wrong.
+    writer = shard_writer.ShardWriter(layout, skip_bad_images, kept)
+    if kept is not None:
+      _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
+    try:
+      results = shard_writer.write_shards(
+          writer, tasks, map_fn, on_result=lambda _: hasher.raise_if_failed()
+      )
+      hasher.wait()  # Raises before anything is published if a digest is wrong.
+    except verification.ChecksumError:
+      if kept is not None:
+        kept.remove()  # Shards of a wrong archive are worth nothing.
+      raise
+  writer.publish(tasks)
   return Written(results, skipped_members)
+
+
+def _say_what_is_kept(
+    kept: resume.KeptShards, names_and_keys: list[tuple[str, str]]
+) -> None:
+  count, num_bytes = kept.count(names_and_keys)
+  if count:
+    print(
+        f'resuming: {count} of {len(names_and_keys)} shards kept from an'
+        f' interrupted build ({num_bytes / 1e9:.1f} GB) in {kept.folder}',
+        file=sys.stderr,
+    )
 
 
 def tfds_planner(

@@ -14,6 +14,7 @@ from imagenet2012_local import archive_facts
 from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
+from imagenet2012_local import resume
 from imagenet2012_local import settings
 from imagenet2012_local import shard_writer
 from imagenet2012_local import split_sources
@@ -53,6 +54,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       *,
       verify_checksums: bool | None = None,
       skip_bad_images: bool | None = None,
+      resume: bool | None = None,
       **kwargs,
   ):
     """Like any TFDS builder; `verify_checksums=False` turns the checksum gate off.
@@ -65,10 +67,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         in the metadata (`skipped_images`), instead of failing. None (default)
         follows $IMAGENET2012_LOCAL_SKIP_BAD_IMAGES, which is off unless set
         to 1.
+      resume: reuse the shards that an interrupted build of the same archives
+        finished (see `resume`); False deletes them and starts afresh. None
+        (default) follows $IMAGENET2012_LOCAL_RESUME, which is on unless set
+        to 0.
       **kwargs: passed to `tfds.core.GeneratorBasedBuilder`.
     """
     self._verify_checksums = settings.verify_checksums(verify_checksums)
     self._skip_bad_images = settings.skip_bad_images(skip_bad_images)
+    self._resume = settings.resume(resume)
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -148,12 +155,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       sources: the splits to build.
       map_fn: runs shard writing (see `engine.write_all`).
     """
+    kept = self._kept_shards()
+    if not self._resume:
+      kept.remove()
     written = engine.write_all(
         sources,
         engine.tfds_planner,
         tfds_layout.TfdsLayout(self, sources),
         self._skip_bad_images,
         map_fn,
+        kept,
     )
     self.info.set_splits(tfds.core.SplitDict([
         tfds_internals.split_info(
@@ -168,6 +179,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self._record_split(
           source, *written.fixed_and_skipped(split), written.skipped_members[split]
       )
+
+  def _kept_shards(self) -> resume.KeptShards:
+    """The kept-shards folder beside the version folder (TFDS builds into a
+    temporary `incomplete.*` folder that a killed build abandons)."""
+    version_dir = self.data_path.parent / str(self.version)
+    return resume.KeptShards(f'{version_dir}{resume.FOLDER_SUFFIX}')
+
+  def _post_download_and_prepare_hook(self) -> None:
+    """After TFDS published the dataset: what interrupted builds left is stale."""
+    super()._post_download_and_prepare_hook()
+    self._kept_shards().remove()
+    for stale in tfds_internals.stale_incomplete_dirs(self.data_path):
+      stale.rmtree(missing_ok=True)
 
   def _split_sources(
       self, dl_manager: tfds.download.DownloadManager

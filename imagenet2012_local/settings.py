@@ -9,6 +9,7 @@ an unset variable means the default documented here.
 | IMAGENET2012_LOCAL_SKIP_BAD_IMAGES | skip_bad_images | off | leave out (and list) images no decoder reads, instead of failing |
 | IMAGENET2012_LOCAL_CHECKSUMS | - | none | extra checksum tables, separated by os.pathsep |
 | IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives are remembered |
+| IMAGENET2012_LOCAL_RESUME | resume | on | reuse the shards an interrupted build finished; off starts afresh |
 | IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud | image reads kept in flight |
 """
 
@@ -26,6 +27,7 @@ SKIP_BAD_IMAGES_ENV_VAR = 'IMAGENET2012_LOCAL_SKIP_BAD_IMAGES'
 EXTRA_TABLES_ENV_VAR = 'IMAGENET2012_LOCAL_CHECKSUMS'
 CACHE_DIR_ENV_VAR = 'IMAGENET2012_LOCAL_CACHE_DIR'
 READS_IN_FLIGHT_ENV_VAR = 'IMAGENET2012_LOCAL_READS_IN_FLIGHT'
+RESUME_ENV_VAR = 'IMAGENET2012_LOCAL_RESUME'
 
 # Measured on a local SSD-backed disk: 110 KB random reads gave 405 MB/s with
 # 1 request in flight, 700 with 4, 854 with 16 (sequential 790-880). Cloud
@@ -67,6 +69,11 @@ def verify_checksums(argument: bool | None = None) -> bool:
 def skip_bad_images(argument: bool | None = None) -> bool:
   """Whether undecodable images are left out instead of failing (default off)."""
   return flag(argument, SKIP_BAD_IMAGES_ENV_VAR, default=False)
+
+
+def resume(argument: bool | None = None) -> bool:
+  """Whether an interrupted build's finished shards are reused (default on)."""
+  return flag(argument, RESUME_ENV_VAR, default=True)
 
 
 def extra_checksum_tables() -> list[epath.Path]:

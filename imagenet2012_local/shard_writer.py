@@ -24,6 +24,7 @@ from imagenet2012_local import disk_space
 from imagenet2012_local import image_fixes
 from imagenet2012_local import image_reads
 from imagenet2012_local import plan
+from imagenet2012_local import resume
 from imagenet2012_local import tfds_internals
 
 _T = TypeVar('_T')
@@ -35,6 +36,10 @@ MapFn = Callable[[Callable[[_T], _R], Iterable[_T]], Iterable[_R]]
 
 class Layout(Protocol):
   """How shards are named, what a record holds, and how a file is written."""
+
+  # Names the layout and its settings (e.g. file format) for `resume.plan_key`:
+  # a kept shard of another layout is never reused.
+  identity: str
 
   def shard_path(self, task: plan.ShardTask) -> str:
     """Where the shard of `task` is written."""
@@ -75,33 +80,54 @@ def fixed_examples(
 
 
 class ShardWriter:
-  """Writes planned shards in a layout."""
+  """Writes planned shards in a layout, into a kept-shards folder if given."""
 
-  def __init__(self, layout: Layout, skip_bad_images: bool = False):
+  def __init__(
+      self,
+      layout: Layout,
+      skip_bad_images: bool = False,
+      kept: resume.KeptShards | None = None,
+  ):
     """Writes in `layout`.
 
     Args:
       layout: names, encodes and writes the shard files.
       skip_bad_images: leave out images no decoder reads, instead of failing.
+      kept: where shards are written and kept until the whole build has
+        succeeded, so that an interrupted build resumes (see `resume`); None
+        writes them straight to the layout's paths.
     """
     self._layout = layout
     self._skip_bad_images = skip_bad_images
+    self._kept = kept
+
+  def kept_key(self, task: plan.ShardTask) -> tuple[str, str]:
+    """The kept-shard name and plan key of `task` (see `resume`)."""
+    name = os.path.basename(self._layout.shard_path(task))
+    return name, resume.plan_key(task, self._layout.identity, self._skip_bad_images)
 
   def write_shard(self, task: plan.ShardTask) -> ShardResult:
-    """Writes one shard file, reading its images from the archive by offset.
+    """Writes one shard file, reading its images from the archive by offset;
+    a kept shard of the same plan is reused instead.
 
     Raises:
       disk_space.DiskSpaceError: the disk filled up.
     """
-    fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
     path = self._layout.shard_path(task)
+    if self._kept is not None:
+      name, key = self.kept_key(task)
+      kept = self._kept.reusable(name, key)
+      if kept is not None:
+        return ShardResult(**kept.result)
+      path = os.fspath(self._kept.partial_path(name))
+    fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
     count = 0
 
     def records() -> Iterator[tuple[str, bytes]]:
       nonlocal count
-      for name, data, label in fixed_examples(task, fixer):
+      for file_name, data, label in fixed_examples(task, fixer):
         count += 1
-        yield name, self._layout.encode(data, label, name)
+        yield file_name, self._layout.encode(data, label, file_name)
 
     try:
       self._layout.write(path, records())
@@ -112,7 +138,7 @@ class ShardWriter:
       raise disk_space.full_disk_error(
           path, e, os.path.dirname(os.path.dirname(path))
       ) from e
-    return ShardResult(
+    result = ShardResult(
         split=task.split,
         index=task.index,
         num_examples=count,
@@ -120,6 +146,16 @@ class ShardWriter:
         fixed_images=fixer.fixed,
         skipped_images=fixer.skipped,
     )
+    if self._kept is not None:
+      self._kept.finish(name, key, dataclasses.asdict(result))
+    return result
+
+  def publish(self, tasks: Sequence[plan.ShardTask]) -> None:
+    """Puts the kept shards of `tasks` where the layout wants them."""
+    if self._kept is None:
+      return
+    for task in tasks:
+      self._kept.publish(self.kept_key(task)[0], self._layout.shard_path(task))
 
 
 def progress_map(

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from etils import epath
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import naming
 from tensorflow_datasets.core import splits as splits_lib
@@ -81,3 +82,13 @@ def progress_bar(iterable: Iterable[_T] | None = None, **kwargs):
   """TFDS's progress bar (a tqdm): the one `tfds build` shows or hides."""
   return tqdm_utils.tqdm(iterable, **{'leave': False, **kwargs})
 
+
+
+def stale_incomplete_dirs(version_dir: epath.Path) -> list[epath.Path]:
+  """The temporary folders that killed builds of `version_dir` left behind
+  (TFDS builds into `incomplete.<6 random characters>_<version>` beside it)."""
+  return [
+      path
+      for path in version_dir.parent.glob(f'incomplete.*_{version_dir.name}')
+      if path.is_dir()
+  ]

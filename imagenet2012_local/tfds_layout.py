@@ -29,6 +29,7 @@ class TfdsLayout:
         split: tfds_internals.filename_template(builder, split) for split in splits
     }
     self._writer = tfds_internals.example_writer(builder)
+    self.identity = f'tfds {builder.name} {builder.version} {self._writer.file_format.value}'
 
   def shard_path(self, task: plan.ShardTask) -> str:
     return tfds_internals.shard_path(

@@ -1,0 +1,159 @@
+"""Resuming an interrupted build: finished shards are kept, checked and reused.
+
+A full build writes ~1,200 shards over many minutes; a killed process, a
+preempted VM or a full disk used to throw them all away. Shards are written
+into a kept-shards folder instead, beside the dataset's version folder, and
+linked into the build's output only once every shard is written and every
+digest checked. A rerun of the same build reuses what it finds there.
+
+On disk, `<version dir>.interrupted-build/` (e.g.
+`~/tensorflow_datasets/imagenet2012_local/5.1.0.interrupted-build/`):
+- `README.txt`: says what the folder is and that it may be deleted;
+- `<shard file name>.partial`: a shard being written;
+- `<shard file name>`: a finished shard, flushed to disk (fsync) before it
+  was renamed from `.partial`;
+- `<shard file name>.kept.json`: written atomically (temporary file, rename)
+  once the shard is finished: `{"plan": <hex SHA-256 of what the shard is
+  made of>, "bytes": <file size>, "mtime_ns": <file mtime>, "result":
+  <shard_writer.ShardResult fields>}`.
+It is not a version folder, so `tfds.load` never reads it; the build removes
+it when it succeeds.
+
+A kept shard is reused only when its record's plan key equals the one the
+build computes (`plan_key`: output format version, layout, archive path, size
+and mtime, split, shard index and count, every image's name, offset, size and
+label, the skip-bad-images setting) and the file still has the recorded size
+and mtime. Its bytes are not re-read: on a cold disk that costs about as much
+as writing the shard again, and any rewrite, truncation or append of the file
+changes its size or mtime. The archives' digests are checked again by the
+resumed build unless they were remembered as verified (`verification`): an
+interrupted digest starts over, since a hash's state cannot be saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+from etils import epath
+
+from imagenet2012_local import paths
+from imagenet2012_local import plan
+
+# Bump whenever a change to the code changes the bytes of a shard.
+OUTPUT_FORMAT_VERSION = 1
+FOLDER_SUFFIX = '.interrupted-build'
+_RECORD_SUFFIX = '.kept.json'
+_README = """\
+Shards of an interrupted build, kept so that rerunning the same build resumes
+it instead of starting over. Safe to delete; a successful build removes it.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+  """A kept shard that the build may reuse: where it is, and its result."""
+
+  path: epath.Path
+  result: dict[str, object]
+
+
+def plan_key(task: plan.ShardTask, layout: str, skip_bad_images: bool) -> str:
+  """The SHA-256 of everything a shard's bytes depend on (see the module doc)."""
+  digest = hashlib.sha256()
+  stat = os.stat(task.archive) if paths.is_local(task.archive) else None
+  header = {
+      'format': OUTPUT_FORMAT_VERSION,
+      'layout': layout,
+      'skip_bad_images': skip_bad_images,
+      'archive': task.archive,
+      'archive_bytes': stat.st_size if stat else epath.Path(task.archive).stat().length,
+      'archive_mtime_ns': stat.st_mtime_ns if stat else None,
+      'split': task.split,
+      'shard': [task.index, task.num_shards],
+  }
+  digest.update(json.dumps(header, sort_keys=True).encode())
+  images = task.images
+  for column in (images.names, images.offsets, images.sizes, task.labels):
+    digest.update(column.tobytes())
+  return digest.hexdigest()
+
+
+class KeptShards:
+  """The kept-shards folder of one build (see the module docstring)."""
+
+  def __init__(self, folder: epath.PathLike):
+    self.folder = epath.Path(folder)
+
+  def partial_path(self, shard_name: str) -> epath.Path:
+    """Where a shard is written before it is finished."""
+    self.folder.mkdir(parents=True, exist_ok=True)
+    readme = self.folder / 'README.txt'
+    if not readme.exists():
+      readme.write_text(_README)
+    # A record of an older shard of that name no longer holds.
+    (self.folder / f'{shard_name}{_RECORD_SUFFIX}').unlink(missing_ok=True)
+    return self.folder / f'{shard_name}.partial'
+
+  def reusable(self, shard_name: str, key: str) -> Kept | None:
+    """The kept shard of that name, if it is the one `key` describes and whole."""
+    record_path = self.folder / f'{shard_name}{_RECORD_SUFFIX}'
+    path = self.folder / shard_name
+    try:
+      record = json.loads(record_path.read_text())
+      size, mtime_ns = _size_and_mtime(path)
+    except (OSError, ValueError):
+      return None
+    if record.get('plan') != key or (size, mtime_ns) != (
+        record.get('bytes'),
+        record.get('mtime_ns'),
+    ):
+      return None
+    return Kept(path, record['result'])
+
+  def finish(self, shard_name: str, key: str, result: dict[str, object]) -> epath.Path:
+    """Flushes the `.partial` shard to disk, renames it and records it."""
+    partial = self.folder / f'{shard_name}.partial'
+    path = self.folder / shard_name
+    if paths.is_local(partial):
+      with open(partial, 'rb+') as f:
+        os.fsync(f.fileno())
+    partial.replace(path)
+    size, mtime_ns = _size_and_mtime(path)
+    record = {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
+    tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    tmp.replace(self.folder / f'{shard_name}{_RECORD_SUFFIX}')
+    return path
+
+  def count(self, names_and_keys: Sequence[tuple[str, str]]) -> tuple[int, int]:
+    """How many of the shards are reusable, and their bytes."""
+    kept = [self.reusable(name, key) for name, key in names_and_keys]
+    found = [k for k in kept if k is not None]
+    return len(found), sum(_size_and_mtime(k.path)[0] for k in found)
+
+  def publish(self, shard_name: str, destination: str) -> None:
+    """Puts the finished shard at `destination` (a hard link where possible,
+    so the kept copy stays until the whole build has succeeded)."""
+    source = self.folder / shard_name
+    if paths.is_local(source) and paths.is_local(destination):
+      try:
+        os.link(source, destination)
+        return
+      except OSError:
+        pass  # Another file system: copy.
+    source.copy(destination, overwrite=True)
+
+  def remove(self) -> None:
+    """Deletes the folder: the build it served has succeeded."""
+    self.folder.rmtree(missing_ok=True)
+
+
+def _size_and_mtime(path: epath.Path) -> tuple[int, int | None]:
+  if paths.is_local(path):
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+  return path.stat().length, None

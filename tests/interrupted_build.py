@@ -1,0 +1,72 @@
+"""Runs a build of the dummy archives that kills itself (SIGKILL) at a chosen
+point, for the resume tests: `python -m tests.interrupted_build DATA_DIR POINT`.
+
+POINT is one of `KILL_POINTS`, or `none` for a build that runs to the end.
+Every split is dealt into `SHARDS` shards (at most one per image), so a kill
+can fall between shards of a split. $MANUAL_DIR overrides the archives'
+folder (default: the bundled dummy data); further arguments are Beam
+pipeline flags.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import tensorflow_datasets as tfds
+
+import imagenet2012_local  # noqa: F401  (registers the builder)
+from imagenet2012_local import archive_index
+from imagenet2012_local import resume
+from imagenet2012_local import tfds_internals
+from imagenet2012_local import verification
+from tests.helpers import DUMMY_DIR
+
+SHARDS = 4
+
+
+def _kill_on_call(owner, name: str, after: int = 0) -> None:
+  """Kills this process at the `after`+1-th call of `owner.name`, before it runs."""
+  original = getattr(owner, name)
+  calls = []
+
+  def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > after:
+      os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+
+  setattr(owner, name, dying)
+
+
+KILL_POINTS = {
+    'indexing': lambda: _kill_on_call(archive_index, 'index_inner_tar', after=2),
+    'after-some-shards': lambda: _kill_on_call(resume.KeptShards, 'finish', after=5),
+    'digest-wait': lambda: _kill_on_call(verification.BackgroundHasher, 'wait'),
+    'publish': lambda: _kill_on_call(resume.KeptShards, 'publish', after=3),
+}
+
+
+def main(data_dir: str, point: str, *beam_flags: str) -> None:
+  # TFDS's own policy gives the dummy data one shard per split.
+  tfds_internals.number_of_shards = lambda total_bytes, n: min(SHARDS, n)
+  if point != 'none':
+    KILL_POINTS[point]()
+  config = tfds.download.DownloadConfig(
+      manual_dir=os.environ.get('MANUAL_DIR', DUMMY_DIR),
+      beam_options=(
+          tfds.core.lazy_imports.apache_beam.options.pipeline_options.PipelineOptions(
+              flags=list(beam_flags)
+          )
+          if beam_flags
+          else None
+      ),
+  )
+  tfds.builder('imagenet2012_local', data_dir=data_dir).download_and_prepare(
+      download_config=config
+  )
+
+
+if __name__ == '__main__':
+  main(*sys.argv[1:])

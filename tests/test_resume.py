@@ -1,0 +1,160 @@
+"""Interrupted builds resume: finished shards are kept, checked and reused.
+
+Each build runs in a subprocess that kills itself (SIGKILL, so nothing of
+the build's own cleanup runs) at a chosen point (`tests.interrupted_build`);
+the rerun must publish exactly what an uninterrupted build publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagenet2012_local import resume
+from imagenet2012_local import settings
+from tests.helpers import DUMMY_DIR
+from tests.interrupted_build import KILL_POINTS
+
+_ROOT = Path(__file__).resolve().parent.parent
+_BEAM = ('--runner=DirectRunner', '--direct_running_mode=in_memory')
+_SHARDS = 12  # 4 per split: see tests/interrupted_build.py.
+
+
+def _run(data_dir: Path, point: str, *flags: str, **env: str):
+  """Runs one build (killed at `point`, or to the end for 'none')."""
+  return subprocess.run(
+      [sys.executable, '-m', 'tests.interrupted_build', str(data_dir), point, *flags],
+      cwd=_ROOT,
+      env={**os.environ, **env},
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+
+
+def _published(data_dir: Path) -> dict[str, bytes]:
+  """The published files, but the build's time and how each archive's digest
+  was known (this build, or remembered from the interrupted one)."""
+  files = {}
+  for f in (data_dir / 'imagenet2012_local' / '5.1.0').iterdir():
+    if f.name == 'build_stats.json':
+      continue
+    data = f.read_bytes()
+    if f.name == 'metadata.json':
+      metadata = json.loads(data)
+      for archive in metadata['archives'].values():
+        archive['status'] = archive['status'].split(' (')[0]
+      data = json.dumps(metadata, sort_keys=True).encode()
+    files[f.name] = data
+  return files
+
+
+def _leftovers(data_dir: Path) -> list[str]:
+  """What is in the dataset's folder besides the published version."""
+  return sorted(p.name for p in (data_dir / 'imagenet2012_local').iterdir() if p.name != '5.1.0')
+
+
+def _kept_folder(data_dir: Path) -> Path:
+  return data_dir / 'imagenet2012_local' / f'5.1.0{resume.FOLDER_SUFFIX}'
+
+
+def _kept_inodes(data_dir: Path) -> dict[str, int]:
+  return {
+      f.name: f.stat().st_ino
+      for f in _kept_folder(data_dir).glob('imagenet2012_local-*')
+      if not f.name.endswith(('.json', '.partial'))
+  }
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory) -> dict[str, bytes]:
+  data_dir = tmp_path_factory.mktemp('uninterrupted')
+  done = _run(data_dir, 'none')
+  assert done.returncode == 0, done.stderr
+  return _published(data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache(tmp_path, monkeypatch):
+  """The killed build and its rerun share one verified-archives cache."""
+  monkeypatch.setenv(settings.CACHE_DIR_ENV_VAR, str(tmp_path / 'cache'))
+
+
+def _killed(data_dir: Path, point: str, *flags: str, **env: str) -> dict[str, int]:
+  killed = _run(data_dir, point, *flags, **env)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr
+  assert not (data_dir / 'imagenet2012_local' / '5.1.0').exists()
+  return _kept_inodes(data_dir)
+
+
+@pytest.mark.parametrize('point', list(KILL_POINTS))
+def test_a_killed_build_resumes_to_the_same_bytes(tmp_path, uninterrupted, point):
+  kept = _killed(tmp_path, point)
+  rerun = _run(tmp_path, 'none')
+  assert rerun.returncode == 0, rerun.stderr
+  assert _published(tmp_path) == uninterrupted
+  assert _leftovers(tmp_path) == []  # No kept shards, no incomplete.* folder.
+  if kept:
+    assert f'resuming: {len(kept)} of {_SHARDS} shards kept' in rerun.stderr
+  published = tmp_path / 'imagenet2012_local' / '5.1.0'
+  # Kept shards are published as they are, not written again.
+  assert {name: (published / name).stat().st_ino for name in kept} == kept
+
+
+def test_shards_finished_before_the_kill_are_kept(tmp_path):
+  kept = _killed(tmp_path, 'after-some-shards')
+  assert len(kept) == 5
+  assert (_kept_folder(tmp_path) / 'README.txt').read_text().startswith('Shards of an')
+
+
+def test_a_changed_archive_rewrites_its_shards(tmp_path, uninterrupted):
+  manual = tmp_path / 'manual'
+  shutil.copytree(DUMMY_DIR, manual)
+  kept = _killed(tmp_path / 'data', 'after-some-shards', MANUAL_DIR=str(manual))
+  assert sum(name.startswith('imagenet2012_local-train') for name in kept) == 4
+  os.utime(manual / 'ILSVRC2012_img_train.tar')  # Same bytes, new mtime.
+  rerun = _run(tmp_path / 'data', 'none', MANUAL_DIR=str(manual))
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'resuming: 1 of 12 shards kept' in rerun.stderr  # The validation one.
+  assert _published(tmp_path / 'data') == uninterrupted
+
+
+def test_a_damaged_kept_shard_is_rewritten(tmp_path, uninterrupted):
+  kept = _killed(tmp_path, 'after-some-shards')
+  damaged = _kept_folder(tmp_path) / sorted(kept)[0]
+  damaged.write_bytes(damaged.read_bytes()[:-1])
+  rerun = _run(tmp_path, 'none')
+  assert f'resuming: {len(kept) - 1} of 12 shards kept' in rerun.stderr
+  assert _published(tmp_path) == uninterrupted
+
+
+def test_a_changed_plan_rewrites_every_shard(tmp_path):
+  _killed(tmp_path, 'after-some-shards')
+  rerun = _run(tmp_path, 'none', **{settings.SKIP_BAD_IMAGES_ENV_VAR: '1'})
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'resuming' not in rerun.stderr
+  assert not _kept_folder(tmp_path).exists()
+
+
+def test_resume_off_starts_afresh(tmp_path, uninterrupted):
+  _killed(tmp_path, 'after-some-shards')
+  rerun = _run(tmp_path, 'none', **{settings.RESUME_ENV_VAR: '0'})
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'resuming' not in rerun.stderr
+  assert _published(tmp_path) == uninterrupted
+
+
+def test_a_beam_build_resumes(tmp_path, uninterrupted):
+  kept = _killed(tmp_path, 'after-some-shards', *_BEAM)
+  assert kept
+  rerun = _run(tmp_path, 'none', *_BEAM)
+  assert rerun.returncode == 0, rerun.stderr
+  assert f'resuming: {len(kept)} of 12 shards kept' in rerun.stderr
+  assert _published(tmp_path) == uninterrupted
