@@ -8,7 +8,7 @@ an unset variable means the default documented here.
 | IMAGENET2012_LOCAL_VERIFY | verify_checksums | on | the checksum gate: archive sizes and digests against `checksums/` |
 | IMAGENET2012_LOCAL_SKIP_BAD_IMAGES | skip_bad_images | off | leave out (and list) images no decoder reads, instead of failing |
 | IMAGENET2012_LOCAL_CHECKSUMS | - | none | extra checksum tables, separated by os.pathsep |
-| IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives are remembered |
+| IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives and archive indexes are remembered |
 | IMAGENET2012_LOCAL_RESUME | resume | on | reuse the shards an interrupted build finished; off starts afresh |
 | IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud | image reads kept in flight |
 """
@@ -83,7 +83,7 @@ def extra_checksum_tables() -> list[epath.Path]:
 
 
 def cache_dir() -> epath.Path:
-  """Where verified archives are remembered."""
+  """Where verified archives and archive indexes are remembered."""
   root = os.environ.get(CACHE_DIR_ENV_VAR) or os.path.join(
       os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
       'imagenet2012_local',

@@ -9,7 +9,7 @@ checked with the devkit when it is there).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 from etils import epath
 import numpy as np
@@ -18,6 +18,7 @@ from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
 from imagenet2012_local import disk_space
 from imagenet2012_local import errors
+from imagenet2012_local import index_cache
 from imagenet2012_local import labels
 from imagenet2012_local import tar_reader
 from imagenet2012_local import verification
@@ -44,9 +45,29 @@ class SplitSource:
   def path(self) -> str:
     return str(self.check.path)
 
-  def index(self, **kwargs) -> archive_index.ArchiveIndex:
-    """The archive's index (`archive_index.index_archive`'s keyword args)."""
-    return archive_index.index_archive(self.check.path, self.archive, **kwargs)
+  def index(
+      self,
+      skipped: MutableMapping[str, str],
+      map_fn: archive_index.MapFn | None = None,
+  ) -> archive_index.ArchiveIndex:
+    """The archive's index, remembered from an earlier build of the same
+    file where there was one (`index_cache`).
+
+    Args:
+      skipped: receives {member: why} for each member that is not an image.
+      map_fn: maps over train's inner tars (`archive_index.index_archive`).
+    """
+    remembered = index_cache.load(self.check.path)
+    if remembered is not None:
+      index, were_skipped = remembered
+    else:
+      were_skipped = {}
+      index = archive_index.index_archive(
+          self.check.path, self.archive, skipped=were_skipped, map_fn=map_fn
+      )
+      index_cache.save(self.check.path, index, were_skipped)
+    skipped.update(were_skipped)
+    return index
 
   def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:
     """The class number of each image of `index`; -1 in the test split."""
