@@ -86,7 +86,9 @@ def write_all(
           skipped=skipped_members[split],
       )
       tasks += planner(source, index)
-    writer = shard_writer.ShardWriter(layout, skip_bad_images, kept)
+    writer = shard_writer.ShardWriter(
+        layout, skip_bad_images, kept, finish_in_background=map_fn is map
+    )
     if kept is not None:
       _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
     try:
@@ -95,8 +97,11 @@ def write_all(
       )
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     except verification.ChecksumError:
-      if kept is not None:
-        kept.remove()  # Shards of a wrong archive are worth nothing.
+      if kept is not None:  # Shards of a wrong archive are worth nothing.
+        try:
+          writer.flush()
+        finally:
+          kept.remove()
       raise
   writer.publish(tasks)
   return Written(results, skipped_members)
