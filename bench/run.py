@@ -28,7 +28,7 @@ from bench import measure
 from bench import page_cache
 from bench import report
 from bench.variants import VARIANTS, command, environment
-from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
+from imagenet2012_local.paths import BUILD_STATS_FILE
 
 
 def _prepare_page_cache(

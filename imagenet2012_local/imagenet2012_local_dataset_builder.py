@@ -14,6 +14,7 @@ from imagenet2012_local import archive_facts
 from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
+from imagenet2012_local import paths
 from imagenet2012_local import resume
 from imagenet2012_local import settings
 from imagenet2012_local import shard_writer
@@ -21,8 +22,6 @@ from imagenet2012_local import split_sources
 from imagenet2012_local import tfds_internals
 from imagenet2012_local import tfds_layout
 from imagenet2012_local import verification
-
-BUILD_STATS_FILE = 'build_stats.json'
 
 
 # Re-exported: the error users of the builder catch when archives are missing.
@@ -142,7 +141,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       logging.info('Build path: sharded (shards written here, in one process).')
       self._generate_shards(self._split_sources(dl_manager))
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
-    (self.data_path / BUILD_STATS_FILE).write_text(json.dumps(stats))
+    (self.data_path / paths.BUILD_STATS_FILE).write_text(json.dumps(stats))
 
   def _generate_shards(
       self,

@@ -6,6 +6,11 @@ import os
 
 from etils import epath
 
+# Beside a built dataset's files: JSON, {"seconds": the builder's own time
+# (without the tfds CLI's start), "path": "sharded", "beam" or
+# "tfds-generator"}. Written by the builder, read by the report and the bench.
+BUILD_STATS_FILE = 'build_stats.json'
+
 
 def is_local(path: epath.PathLike) -> bool:
   """Whether `path` is on a local file system (not gs://, s3://, ...)."""

@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 from imagenet2012_local import beam_generation
 from imagenet2012_local import engine
 from imagenet2012_local import settings
-from imagenet2012_local.imagenet2012_local_dataset_builder import BUILD_STATS_FILE
+from imagenet2012_local.paths import BUILD_STATS_FILE
 from tests.helpers import DUMMY_DIR, read_split
 
 # Two worker processes: the workers unpickle the work, import this package,

@@ -9,9 +9,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2012_local.imagenet2012_local_dataset_builder import (
-    BUILD_STATS_FILE,
-)
+from imagenet2012_local.paths import BUILD_STATS_FILE
 from imagenet2012_local.report import layout
 from imagenet2012_local.report.classes import ClassNames, ClassStats
 from imagenet2012_local.report.scan import SplitScan, as_numpy
