@@ -66,6 +66,15 @@ def test_other_formats_are_reencoded_too():
   assert image_fixes.read_jpeg_header(fixed).components == 3
 
 
+def test_cut_off_jpeg_is_checked_cheaply_and_exactly():
+  good = fake_archives.encode_image(np.random.default_rng(6), 48, 48)
+  assert image_fixes.fix_image(good + b'\0' * 7) == (good + b'\0' * 7, None)
+  assert image_fixes.fix_image(good + b'trailer') == (good + b'trailer', None)
+  for cut in (good[:-2], good[: len(good) // 2]):
+    with pytest.raises(image_fixes.UndecodableImageError, match='truncated'):
+      image_fixes.fix_image(cut)
+
+
 def test_bytes_no_decoder_reads_raise():
   with pytest.raises(image_fixes.UndecodableImageError):
     image_fixes.fix_image(b'<html>404 not found</html>')
