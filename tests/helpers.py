@@ -16,8 +16,8 @@ import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
 from imagenet2012_local import archive_facts
-from imagenet2012_local import fake_archives
 from imagenet2012_local import tfrecords
+from tests import fake_archives
 
 NAME = 'imagenet2012_local'
 DUMMY_DIR = Path(__file__).resolve().parent.parent / 'dummy_data'

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from imagenet2012_local import archive_facts
-from imagenet2012_local import fake_archives
 from imagenet2012_local import labels
 from imagenet2012_local import plan
 from imagenet2012_local import tar_reader
+from tests import fake_archives
 from tests.helpers import (
     TRAIN_TAR,
     VAL_TAR,

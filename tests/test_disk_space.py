@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from imagenet2012_local import disk_space
-from imagenet2012_local import fake_archives
+from tests import fake_archives
 from tests.helpers import (
     NAME,
     VAL_TAR,

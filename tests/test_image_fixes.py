@@ -9,8 +9,8 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
+from tests import fake_archives
 
 
 def _image(**options) -> bytes:

@@ -7,8 +7,8 @@ import gzip
 
 import pytest
 
-from imagenet2012_local import fake_archives
 from imagenet2012_local import labels
+from tests import fake_archives
 from tests.helpers import (
     DEVKIT,
     DUMMY_DIR,

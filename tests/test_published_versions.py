@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import disk_space
-from imagenet2012_local import fake_archives
+from tests import fake_archives
 from tests.helpers import (
     NAME,
     VAL_TAR,

@@ -11,9 +11,9 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import settings
+from tests import fake_archives
 from tests.helpers import (
     DUMMY_DIR,
     NAME,

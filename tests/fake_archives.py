@@ -3,7 +3,8 @@
 Used by scripts/make_dummy_data.py, by tests that need broken or unusual
 archives, and by benchmarks that write gigabytes: tars are written one member at
 a time, so only one member (at most one inner train tar) is ever in memory.
-Everything is deterministic: same inputs, same bytes.
+Everything is deterministic: same inputs, same bytes. It lives with the tests,
+not in the installed package: building a dataset never needs it.
 """
 
 from __future__ import annotations
