@@ -27,6 +27,21 @@ def test_jpeg_header_gives_size_and_components(options, components):
   assert (header.width, header.height, header.components) == (64, 48, components)
 
 
+def test_jpeg_segments_walk_the_header_to_the_start_of_scan():
+  data = _image(mode='CMYK')
+  segments = list(image_fixes.jpeg_segments(data))
+  markers = [segment.marker for segment in segments]
+  assert segments[0] == (0xD8, 0, 2)
+  assert markers[-1] == image_fixes.START_OF_SCAN
+  assert 0xEE in markers and 0xC0 in markers  # Adobe's APP14, the frame.
+  assert all(a.end == b.start for a, b in zip(segments, segments[1:]))
+  filled = data[:2] + b'\xff' + data[2:]  # A fill byte before a marker.
+  assert [s.marker for s in image_fixes.jpeg_segments(filled)] == markers
+  cut = list(image_fixes.jpeg_segments(data[: segments[2].start + 3]))
+  assert cut == segments[:2]  # Stops where the header stops, without an error.
+  assert list(image_fixes.jpeg_segments(b'\x89PNG\r\n\x1a\n')) == []
+
+
 def test_jpeg_header_of_non_jpeg_is_none():
   assert image_fixes.read_jpeg_header(_image(image_format='PNG')) is None
   assert image_fixes.read_jpeg_header(b'<html>not found</html>') is None
