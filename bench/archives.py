@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.archive_specs import ArchiveSpec
 from imagenet2012_local import checksum_tables
-from imagenet2012_local.fake_archives import (
+from tests.fake_archives import (
     encode_image,
     shuffled,
     write_tar,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imagenet2012_local import errors
 from imagenet2012_local import tfrecords
 
 # Target size of one bucket, held in memory once.
@@ -34,7 +35,7 @@ _BUCKET_BYTES = 128 << 20
 _MAX_BUCKETS = 128
 
 
-class ReadChangedError(ValueError):
+class ReadChangedError(errors.Imagenet2012LocalError, ValueError):
   """The second reading did not give the keys of the first, in order."""
 
 

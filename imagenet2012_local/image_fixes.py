@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import PIL.Image
 
@@ -32,8 +34,9 @@ REENCODE_QUALITY = 100
 _JPEG_START = b'\xff\xd8'
 _JPEG_END = b'\xff\xd9'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+START_OF_SCAN = 0xDA
 # Start-of-frame markers: every one except DHT (C4), JPG (C8) and DAC (CC).
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _MARKERS_WITHOUT_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}
 
 
@@ -50,23 +53,49 @@ class JpegHeader:
   components: int  # 1 grayscale, 3 YCbCr/RGB, 4 CMYK/YCCK.
 
 
-def read_jpeg_header(data: bytes) -> JpegHeader | None:
-  """Parses the start-of-frame segment; None when `data` is not a JPEG we can parse."""
+class JpegSegment(NamedTuple):
+  """One marker segment of a JPEG header: data[start:end], marker byte first."""
+
+  marker: int  # The byte after 0xFF: D8 start of image, DA start of scan...
+  start: int  # Of its 0xFF byte.
+  end: int  # Just past it: its length field counts from start + 2.
+
+
+def jpeg_segments(data: bytes) -> Iterator[JpegSegment]:
+  """The marker segments of a JPEG header, from SOI up to and including SOS.
+
+  The one walker of JPEG markers here. It stops, without an error, where the
+  bytes stop looking like a JPEG header (no SOI, a byte that is not a marker,
+  too few bytes left for a length field): a header is complete when its last
+  segment is START_OF_SCAN, after which entropy-coded data follows.
+  """
   if not data.startswith(_JPEG_START):
-    return None
-  pos = 2
+    return
+  yield JpegSegment(_JPEG_START[1], 0, len(_JPEG_START))
+  pos = len(_JPEG_START)
   while pos + 4 <= len(data):
     if data[pos] != 0xFF:
-      return None
+      return
     marker = data[pos + 1]
     if marker == 0xFF:  # Fill byte before a marker.
       pos += 1
       continue
     if marker in _MARKERS_WITHOUT_LENGTH:
+      yield JpegSegment(marker, pos, pos + 2)
       pos += 2
       continue
-    length = int.from_bytes(data[pos + 2 : pos + 4], 'big')
-    if marker in _SOF_MARKERS:
+    end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], 'big')
+    yield JpegSegment(marker, pos, end)
+    if marker == START_OF_SCAN:
+      return
+    pos = end
+
+
+def read_jpeg_header(data: bytes) -> JpegHeader | None:
+  """Parses the start-of-frame segment; None when `data` is not a JPEG we can parse."""
+  for segment in jpeg_segments(data):
+    if segment.marker in _START_OF_FRAME:
+      pos = segment.start
       if pos + 10 > len(data):
         return None
       return JpegHeader(
@@ -74,9 +103,8 @@ def read_jpeg_header(data: bytes) -> JpegHeader | None:
           width=int.from_bytes(data[pos + 7 : pos + 9], 'big'),
           components=data[pos + 9],
       )
-    if marker == 0xDA:  # Start of scan before any frame header: malformed.
+    if segment.marker == START_OF_SCAN:  # Scan before any frame header: malformed.
       return None
-    pos += 2 + length
   return None
 
 

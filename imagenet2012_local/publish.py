@@ -23,8 +23,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from imagenet2012_local import errors
 
-class OutputExistsError(FileExistsError):
+
+class OutputExistsError(errors.Imagenet2012LocalError, FileExistsError):
   """The output folder exists and may not be replaced."""
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from etils import epath
 import google_crc32c
 
+from imagenet2012_local import errors
+
 _MASK_DELTA = 0xA282EAD8
 
 
@@ -31,7 +33,7 @@ _HEADER = struct.Struct('<QI')  # Length and its masked CRC.
 _CRC = struct.Struct('<I')
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(errors.Imagenet2012LocalError, ValueError):
   """A TFRecord file is truncated or fails a checksum."""
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import checksum_tables
-from imagenet2012_local.fake_archives import (
+from tests.fake_archives import (
     Synset,
     encode_image,
     shuffled,

@@ -21,7 +21,6 @@ def _isolated_verification(tmp_path_factory, monkeypatch):
   monkeypatch.delenv(settings.SKIP_BAD_IMAGES_ENV_VAR, raising=False)
 
 
-
 @pytest.fixture(scope='session')
 def dummy_build(tmp_path_factory) -> Path:
   """The data dir of one build of the bundled dummy data, gate on."""

@@ -1,24 +1,33 @@
-"""Helpers for the tests: build small archives, read builds back with tfds.load."""
+"""Helpers for the tests: small archives, builds, and what a build published."""
 
 from __future__ import annotations
 
+import errno
 import io
+import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
+from imagenet2012_local import archive_facts
+from imagenet2012_local import tfrecords
+from tests import fake_archives
 
+NAME = 'imagenet2012_local'
 DUMMY_DIR = Path(__file__).resolve().parent.parent / 'dummy_data'
-TRAIN_TAR = 'ILSVRC2012_img_train.tar'
-VAL_TAR = 'ILSVRC2012_img_val.tar'
-TEST_TAR = 'ILSVRC2012_img_test.tar'
-DEVKIT = 'ILSVRC2012_devkit_t12.tar.gz'
+TRAIN_TAR = archive_facts.TRAIN.file_name
+VAL_TAR = archive_facts.VALIDATION.file_name
+TEST_TAR = archive_facts.TEST.file_name
+DEVKIT = archive_facts.DEVKIT
 
 
-def build(manual_dir: Path, data_dir: Path, name: str = 'imagenet2012_local', **kwargs):
+def build(manual_dir: Path, data_dir: Path, name: str = NAME, **kwargs):
   """Builds `name` from the archives in `manual_dir`; returns the builder."""
   builder = tfds.builder(name, data_dir=data_dir, **kwargs)
   builder.download_and_prepare(
@@ -27,7 +36,36 @@ def build(manual_dir: Path, data_dir: Path, name: str = 'imagenet2012_local', **
   return builder
 
 
-def read_split(data_dir: Path, split: str, name: str = 'imagenet2012_local'):
+def two_lines(error: BaseException) -> tuple[str, str]:
+  """The error's message as (what is wrong, what to do); fails unless it has two lines."""
+  lines = str(error).splitlines()
+  assert len(lines) == 2, str(error)
+  return lines[0], lines[1]
+
+
+def failed_build(
+    manual_dir: Path, data_dir: Path, error_type: type[BaseException], **kwargs
+) -> tuple[str, str]:
+  """Builds expecting `error_type`, checks nothing was published; its two lines."""
+  with pytest.raises(error_type) as raised:
+    build(manual_dir, data_dir, **kwargs)
+  assert not tfds.builder(NAME, data_dir=data_dir).is_prepared()
+  assert not list(data_dir.glob('**/*.tfrecord*'))
+  return two_lines(raised.value)
+
+
+def made_up_build_fails(
+    tmp_path: Path, archive_name: str, data: bytes, error_type: type[BaseException], **kwargs
+) -> tuple[str, str]:
+  """`failed_build` of a manual dir holding `data` as `archive_name`, gate off
+  (no checksum table knows a made-up archive)."""
+  manual = manual_dir_holding(tmp_path, archive_name, data)
+  return failed_build(
+      manual, tmp_path / 'data', error_type, verify_checksums=False, **kwargs
+  )
+
+
+def read_split(data_dir: Path, split: str, name: str = NAME):
   """{file_name: (label, stored image bytes)} of a built split, via tfds.load."""
   ds = tfds.load(
       name,
@@ -39,6 +77,11 @@ def read_split(data_dir: Path, split: str, name: str = 'imagenet2012_local'):
       ex['file_name'].decode(): (int(ex['label']), ex['image'])
       for ex in tfds.as_numpy(ds)
   }
+
+
+def metadata(data_dir: Path) -> dict:
+  """The published version's metadata.json (fixed, skipped images; archives...)."""
+  return json.loads(next(data_dir.glob(f'{NAME}/*/metadata.json')).read_text())
 
 
 def tar_images(path: Path) -> dict[str, tuple[str | None, bytes]]:
@@ -57,6 +100,21 @@ def tar_images(path: Path) -> dict[str, tuple[str | None, bytes]]:
   return images
 
 
+def tar_members(data: bytes) -> list[tarfile.TarInfo]:
+  """The members of the tar `data`, with their offsets, read by tarfile."""
+  with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    return tar.getmembers()
+
+
+def val_images(count: int, size: int = 32, seed: int = 0) -> list[tuple[str, bytes]]:
+  """(ILSVRC2012_val_<n>.JPEG, a random JPEG) for n = 1 to `count`."""
+  rng = np.random.default_rng(seed)
+  return [
+      (f'ILSVRC2012_val_{i:08d}.JPEG', fake_archives.encode_image(rng, size, size))
+      for i in range(1, count + 1)
+  ]
+
+
 def manual_dir_with(tmp_path: Path, *names: str) -> Path:
   """A manual dir holding copies of the named dummy archives."""
   manual = tmp_path / 'manual'
@@ -65,3 +123,19 @@ def manual_dir_with(tmp_path: Path, *names: str) -> Path:
     shutil.copy(DUMMY_DIR / name, manual / name)
   return manual
 
+
+def manual_dir_holding(tmp_path: Path, name: str, data: bytes) -> Path:
+  """A manual dir holding one archive, `name`, whose bytes are `data`."""
+  manual = tmp_path / 'manual'
+  manual.mkdir()
+  (manual / name).write_bytes(data)
+  return manual
+
+
+def fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+  """Every shard write fails as on a full disk (ENOSPC)."""
+
+  def write(self, record):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(tfrecords.Writer, 'write', write)

@@ -1,4 +1,6 @@
-"""Tests for imagenet2012_local.fake_archives."""
+"""The fake ImageNet archives: their structure, and the same bytes on every run."""
+
+from __future__ import annotations
 
 import io
 import tarfile
@@ -9,7 +11,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from imagenet2012_local import fake_archives
+from tests import fake_archives
 
 
 def _members(tar: tarfile.TarFile) -> list[tuple[str, bytes]]:

@@ -9,8 +9,8 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
+from tests import fake_archives
 
 
 def _image(**options) -> bytes:
@@ -25,6 +25,21 @@ def _image(**options) -> bytes:
 def test_jpeg_header_gives_size_and_components(options, components):
   header = image_fixes.read_jpeg_header(_image(**options))
   assert (header.width, header.height, header.components) == (64, 48, components)
+
+
+def test_jpeg_segments_walk_the_header_to_the_start_of_scan():
+  data = _image(mode='CMYK')
+  segments = list(image_fixes.jpeg_segments(data))
+  markers = [segment.marker for segment in segments]
+  assert segments[0] == (0xD8, 0, 2)
+  assert markers[-1] == image_fixes.START_OF_SCAN
+  assert 0xEE in markers and 0xC0 in markers  # Adobe's APP14, the frame.
+  assert all(a.end == b.start for a, b in zip(segments, segments[1:]))
+  filled = data[:2] + b'\xff' + data[2:]  # A fill byte before a marker.
+  assert [s.marker for s in image_fixes.jpeg_segments(filled)] == markers
+  cut = list(image_fixes.jpeg_segments(data[: segments[2].start + 3]))
+  assert cut == segments[:2]  # Stops where the header stops, without an error.
+  assert list(image_fixes.jpeg_segments(b'\x89PNG\r\n\x1a\n')) == []
 
 
 def test_jpeg_header_of_non_jpeg_is_none():
@@ -64,6 +79,15 @@ def test_other_formats_are_reencoded_too():
   fixed, why = image_fixes.fix_image(out.getvalue())
   assert why == 'GIF image'
   assert image_fixes.read_jpeg_header(fixed).components == 3
+
+
+def test_cut_off_jpeg_is_checked_cheaply_and_exactly():
+  good = fake_archives.encode_image(np.random.default_rng(6), 48, 48)
+  assert image_fixes.fix_image(good + b'\0' * 7) == (good + b'\0' * 7, None)
+  assert image_fixes.fix_image(good + b'trailer') == (good + b'trailer', None)
+  for cut in (good[:-2], good[: len(good) // 2]):
+    with pytest.raises(image_fixes.UndecodableImageError, match='truncated'):
+      image_fixes.fix_image(cut)
 
 
 def test_bytes_no_decoder_reads_raise():

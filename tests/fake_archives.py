@@ -3,7 +3,8 @@
 Used by scripts/make_dummy_data.py, by tests that need broken or unusual
 archives, and by benchmarks that write gigabytes: tars are written one member at
 a time, so only one member (at most one inner train tar) is ever in memory.
-Everything is deterministic: same inputs, same bytes.
+Everything is deterministic: same inputs, same bytes. It lives with the tests,
+not in the installed package: building a dataset never needs it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from imagenet2012_local import image_fixes
+
 # 2012-05-01, about when the ILSVRC2012 archives were made.
 _MTIME = 1335830400
 # Noise is drawn at 1/_SMOOTHING of the size and upscaled, so neighbouring
@@ -31,6 +34,8 @@ _CHANNELS = {'L': 1, 'RGB': 3, 'CMYK': 4}
 # A MAT-file starts with 116 bytes of text; savemat puts the time and OS there.
 _MAT_HEADER_LEN = 116
 _MAT_HEADER = b'MATLAB 5.0 MAT-file, written by imagenet2012_local'
+# The JPEG marker of Adobe's segment (libjpeg writes it in CMYK JPEGs).
+_APP14 = 0xEE
 
 _T = TypeVar('_T')
 
@@ -89,39 +94,24 @@ def encode_image(
   return data
 
 
-def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
-  """Yields (marker, whole segment) up to and including SOS, then (0, rest)."""
-  if data[:2] != b'\xff\xd8':
-    raise ValueError('not a JPEG: no SOI marker')
-  yield 0xD8, data[:2]
-  pos = 2
-  while True:
-    if data[pos] != 0xFF:
-      raise ValueError(f'bad JPEG marker at byte {pos}')
-    marker = data[pos + 1]
-    end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], 'big')
-    yield marker, data[pos:end]
-    pos = end
-    if marker == 0xDA:  # SOS: entropy-coded data follows, no more headers.
-      yield 0, data[pos:]
-      return
-
-
 def _strip_adobe_marker(data: bytes) -> bytes:
   """Drops APP14 segments; checks the result is still a 4-component JPEG."""
-  stripped = b''.join(
-      segment for marker, segment in _jpeg_segments(data) if marker != 0xEE
-  )
-  markers = dict(_jpeg_segments(stripped))
-  # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC); byte 9 = components.
-  frames = [
-      markers[m]
-      for m in range(0xC0, 0xD0)
-      if m in markers and m not in (0xC4, 0xC8, 0xCC)
-  ]
-  if 0xEE in markers or [f[9] for f in frames] != [4]:
+  for segment in reversed(_header_segments(data)):
+    if segment.marker == _APP14:
+      data = data[: segment.start] + data[segment.end :]
+  header = image_fixes.read_jpeg_header(data)
+  markers = [segment.marker for segment in _header_segments(data)]
+  if _APP14 in markers or header is None or header.components != 4:
     raise AssertionError('stripping APP14 did not give a 4-component JPEG')
-  return stripped
+  return data
+
+
+def _header_segments(data: bytes) -> list[image_fixes.JpegSegment]:
+  """The segments of a whole JPEG header (through the start of scan)."""
+  segments = list(image_fixes.jpeg_segments(data))
+  if not segments or segments[-1].marker != image_fixes.START_OF_SCAN:
+    raise ValueError('not a JPEG with a whole header')
+  return segments
 
 
 def shuffled(items: Iterable[_T], seed: int) -> list[_T]:
