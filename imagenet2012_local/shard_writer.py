@@ -144,8 +144,10 @@ class ShardWriter:
 
     try:
       self._layout.write(path, records())
-    except OSError as e:
-      if not disk_space.is_full_disk(e):
+    except BaseException as e:
+      if self._kept is not None:  # Half a shard is of no use to a rerun.
+        epath.Path(path).unlink(missing_ok=True)
+      if not isinstance(e, OSError) or not disk_space.is_full_disk(e):
         raise
       # Names the dataset's folder: the shard's temporary one goes away.
       raise disk_space.full_disk_error(

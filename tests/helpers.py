@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
 from imagenet2012_local import archive_facts
+from imagenet2012_local import resume
 from imagenet2012_local import tfrecords
 from tests import fake_archives
 
@@ -46,11 +47,17 @@ def two_lines(error: BaseException) -> tuple[str, str]:
 def failed_build(
     manual_dir: Path, data_dir: Path, error_type: type[BaseException], **kwargs
 ) -> tuple[str, str]:
-  """Builds expecting `error_type`, checks nothing was published; its two lines."""
+  """Builds expecting `error_type`, checks nothing was published nor left
+  half-written (finished shards may be kept for a rerun); its two lines."""
   with pytest.raises(error_type) as raised:
     build(manual_dir, data_dir, **kwargs)
   assert not tfds.builder(NAME, data_dir=data_dir).is_prepared()
-  assert not list(data_dir.glob('**/*.tfrecord*'))
+  assert not [
+      path
+      for path in data_dir.glob('**/*.tfrecord*')
+      if not path.parent.name.endswith(resume.FOLDER_SUFFIX)
+  ]
+  assert not list(data_dir.glob('**/*.partial'))
   return two_lines(raised.value)
 
 
