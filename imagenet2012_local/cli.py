@@ -17,7 +17,8 @@ _COMMANDS = {
         'imagenet2012_local.classic_build',
         'Write the train-%05d-of-01024 / validation-%05d-of-00128 TFRecords'
         ' (the classic ImageNet layout that TPU, Intel, MLPerf and DALI ResNet'
-        ' pipelines read) straight from the downloaded archives, in one pass.',
+        ' pipelines read: the old conversion script\'s keys, 1-based labels)'
+        ' straight from the downloaded archives, in one pass.',
     ),
     'export-tpu': (
         'imagenet2012_local.tpu_export',

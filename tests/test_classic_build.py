@@ -27,7 +27,7 @@ from imagenet2012_local import settings
 from imagenet2012_local import tar_reader
 from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
-from tests.helpers import DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
+from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 from tests.test_tpu_export import PIPELINE_SPEC, SHARDS, export, file_records
 from tests.test_tpu_export import file_names, parsed, records, shard_names
 
@@ -213,36 +213,58 @@ def _flip_middle_byte(data: bytearray) -> None:
   data[len(data) // 2] ^= 0xFF
 
 
+def _fake_val(*images: tuple[str, bytes]) -> dict[str, bytes]:
+  return {VAL_TAR: fake_archives.tar_bytes(images)}
+
+
 _BAD_ARCHIVES = {
-    # name: (val archive bytes, gate on, error)
-    'cut_in_data': (_cut_in_data, False, tar_reader.ArchiveError),
-    'corrupt_header': (_corrupt_header, False, tar_reader.ArchiveError),
-    'html_page': (lambda: b'<html>Sign in</html>'.ljust(1024), False, tar_reader.ArchiveError),
+    # name: (the manual dir's files, gate on, error)
+    'cut_in_data': (lambda: {VAL_TAR: _cut_in_data()}, False, tar_reader.ArchiveError),
+    'corrupt_header': (
+        lambda: {VAL_TAR: _corrupt_header()}, False, tar_reader.ArchiveError
+    ),
+    'html_page': (
+        lambda: {VAL_TAR: b'<html>Sign in</html>'.ljust(1024)},
+        False,
+        tar_reader.ArchiveError,
+    ),
     'undecodable': (
-        lambda: fake_archives.tar_bytes(
-            _val_images(2) + [('ILSVRC2012_val_00000003.JPEG', b'not an image')]
+        lambda: _fake_val(
+            *_val_images(2), ('ILSVRC2012_val_00000003.JPEG', b'not an image')
         ),
         False,
         image_fixes.UndecodableImageError,
     ),
     'duplicates': (
-        lambda: fake_archives.tar_bytes(_val_images(2) + _val_images(1)),
+        lambda: _fake_val(*_val_images(2), *_val_images(1)),
         False,
         plan.DuplicateImagesError,
     ),
     'no_label': (
-        lambda: fake_archives.tar_bytes(
-            _val_images(1) + [('ILSVRC2012_val_00050001.JPEG', _val_images(1)[0][1])]
+        lambda: _fake_val(
+            *_val_images(1), ('ILSVRC2012_val_00050001.JPEG', _val_images(1)[0][1])
         ),
         False,
         labels.LabelError,
     ),
+    'devkit_not_a_tar_gz': (
+        lambda: {
+            VAL_TAR: (DUMMY_DIR / VAL_TAR).read_bytes(),
+            DEVKIT: b'<html>404</html>',
+        },
+        False,
+        labels.LabelError,
+    ),
     'wrong_size': (
-        lambda: _dummy_val(lambda d: d.extend(bytes(512))),
+        lambda: {VAL_TAR: _dummy_val(lambda d: d.extend(bytes(512)))},
         True,
         verification.ChecksumError,
     ),
-    'wrong_digest': (lambda: _dummy_val(_flip_middle_byte), True, verification.ChecksumError),
+    'wrong_digest': (
+        lambda: {VAL_TAR: _dummy_val(_flip_middle_byte)},
+        True,
+        verification.ChecksumError,
+    ),
 }
 
 
@@ -251,7 +273,8 @@ def test_bad_archives_give_the_tfds_builds_errors(tmp_path, case):
   make, gate, error = _BAD_ARCHIVES[case]
   manual = tmp_path / 'manual'
   manual.mkdir()
-  (manual / VAL_TAR).write_bytes(make())
+  for name, data in make().items():
+    (manual / name).write_bytes(data)
   with pytest.raises(error) as tfds_error:
     build(manual, tmp_path / 'data', verify_checksums=gate)
   output_dir = tmp_path / 'out'
