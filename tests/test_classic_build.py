@@ -168,7 +168,7 @@ def test_help_says_what_it_writes(capsys):
   with pytest.raises(SystemExit) as exit:
     cli.main(['build-classic', '--help'])
   assert exit.value.code == 0
-  help_text = capsys.readouterr().out
+  help_text = ' '.join(capsys.readouterr().out.split())  # Unwrapped.
   assert 'train-%05d-of-01024' in help_text
   assert 'straight from the downloaded archives' in help_text
   for flag in ('--manual_dir', '--output_dir', '--dali_index', '--no_verify',
