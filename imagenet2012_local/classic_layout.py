@@ -2,8 +2,9 @@
 
 The TPU ResNet input pipeline, Intel's model-zoo ResNet50 scripts and MLPerf's
 reference read the folder TensorFlow's old conversion script wrote. This
-module defines that folder, for whatever writes it (`tpu_export` from a
-prepared dataset):
+module defines that folder, for whatever writes it (`classic_build` straight
+from the archives, through `ClassicLayout`; `tpu_export` from a prepared
+dataset):
 
 - Files: `<split>-%05d-of-%05d` (shard index, shard count), e.g.
   `train-00000-of-01024`; `DEFAULT_SHARDS` gives the counts the pipelines
@@ -26,13 +27,16 @@ prepared dataset):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
 from imagenet2012_local import tfrecords
+
+if TYPE_CHECKING:  # `plan` imports this module for `shard_sizes`.
+  from imagenet2012_local import plan
 
 DEFAULT_SHARDS = {'train': 1024, 'validation': 128, 'test': 256}
 DALI_INDEX_DIR = 'dali_idx'
@@ -116,6 +120,37 @@ def write_shard(
     dali_index.parent.mkdir(exist_ok=True)
     dali_index.write_text(''.join(lines))
   return len(lines)
+
+
+class ClassicLayout:
+  """This layout as the build engine writes it (a `shard_writer.Layout`)."""
+
+  def __init__(
+      self, output_dir: Path, class_names: Sequence[str], dali_index: bool
+  ):
+    """Shards go into `output_dir`, with DALI indexes if `dali_index`.
+
+    Args:
+      output_dir: The folder of the shard files.
+      class_names: The wnids, sorted: label N is class_names[N].
+      dali_index: Also write a DALI index per shard.
+    """
+    self._output_dir = output_dir
+    self._class_names = tuple(class_names)
+    self._dali_index = dali_index
+
+  def shard_path(self, task: plan.ShardTask) -> str:
+    name = shard_name(task.split, task.index, task.num_shards)
+    return str(self._output_dir / name)
+
+  def encode(self, image: bytes, label: int, file_name: str) -> bytes:
+    # The engine's images are fixed, so always JPEGs: no NotJpegError.
+    return make_record(image, label, file_name, self._class_names)
+
+  def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
+    path = Path(path)
+    index = dali_index_path(path.parent, path.name) if self._dali_index else None
+    write_shard(path, (record for _, record in records), index)
 
 
 def pipeline_parse_spec() -> dict[str, Any]:

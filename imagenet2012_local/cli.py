@@ -1,4 +1,5 @@
-"""The `imagenet2012-local` command: tools that work on a prepared dataset.
+"""The `imagenet2012-local` command: the classic-layout build, and tools that
+work on a prepared dataset.
 
 A subcommand's module, with its TensorFlow or matplotlib, is imported only when
 that subcommand is parsed, so `imagenet2012-local --help` starts at once.
@@ -12,10 +13,18 @@ from collections.abc import Sequence
 
 # Subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help).
 _COMMANDS = {
+    'build-classic': (
+        'imagenet2012_local.classic_build',
+        'Write the train-%05d-of-01024 / validation-%05d-of-00128 TFRecords'
+        ' (the classic ImageNet layout that TPU, Intel, MLPerf and DALI ResNet'
+        ' pipelines read: the old conversion script\'s keys, 1-based labels)'
+        ' straight from the downloaded archives, in one pass.',
+    ),
     'export-tpu': (
         'imagenet2012_local.tpu_export',
         'Write the train-%05d-of-01024 / validation-%05d-of-00128 TFRecords that'
-        ' TPU, Intel and MLPerf ResNet input pipelines read.',
+        ' TPU, Intel and MLPerf ResNet input pipelines read, from a prepared'
+        ' TFDS build.',
     ),
     'report': (
         'imagenet2012_local.report.command',
@@ -48,6 +57,34 @@ class _CommandParser(argparse.ArgumentParser):
       self.set_defaults(run=module.run)
       self._loaded = True
     return super().parse_known_args(args, namespace)
+
+
+def add_classic_layout_arguments(parser: argparse.ArgumentParser) -> None:
+  """Adds the flags of the classic layout's shape: files per split, and
+  whether DALI indexes go with them (`build-classic`, `export-tpu`)."""
+  # Imported here: the top-level parser stays free of the writers' imports.
+  from imagenet2012_local import classic_layout  # pylint: disable=g-import-not-at-top
+
+  for split, shards in classic_layout.DEFAULT_SHARDS.items():
+    parser.add_argument(
+        f'--{split}_shards',
+        type=_positive_int,
+        default=shards,
+        help=f'Number of {split} files (default: %(default)s).',
+    )
+  parser.add_argument(
+      '--dali_index',
+      action='store_true',
+      help='Also write NVIDIA DALI index files, into'
+      f' <output_dir>/{classic_layout.DALI_INDEX_DIR}/.',
+  )
+
+
+def _positive_int(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
+  return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

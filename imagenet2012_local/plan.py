@@ -12,12 +12,15 @@ shuffled and the same on every build.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
+from imagenet2012_local import classic_layout
 from imagenet2012_local import errors
 from imagenet2012_local import tfds_internals
 
@@ -49,6 +52,17 @@ class ShardTask:
 LabelsOf = Callable[[archive_index.ArchiveIndex], np.ndarray]
 
 
+def sorted_by_name(
+    index: archive_index.ArchiveIndex, archive: str
+) -> archive_index.ArchiveIndex:
+  """`index` sorted by file name.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  return index.take(_rows_by_name(index, archive))
+
+
 def shuffled_by_name(
     index: archive_index.ArchiveIndex, archive: str
 ) -> archive_index.ArchiveIndex:
@@ -57,6 +71,15 @@ def shuffled_by_name(
   Raises:
     DuplicateImagesError: two images share a file name.
   """
+  by_name = _rows_by_name(index, archive)
+  order = list(range(len(by_name)))
+  random.Random(SHUFFLE_SEED).shuffle(order)
+  return index.take(by_name[order])
+
+
+def _rows_by_name(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
+  """The rows of `index` in file-name order; DuplicateImagesError if two
+  images share a name."""
   by_name = np.argsort(index.names, kind='stable')
   names = index.names[by_name]
   duplicates = sorted({n.decode() for n in names[1:][names[1:] == names[:-1]]})
@@ -66,9 +89,7 @@ def shuffled_by_name(
         f' {", ".join(duplicates[:5])}; each image must appear once per split',
         'Use the official archive, or remove the duplicates when re-packing it.',
     ))
-  order = list(range(len(by_name)))
-  random.Random(SHUFFLE_SEED).shuffle(order)
-  return index.take(by_name[order])
+  return by_name
 
 
 def plan_split(
@@ -86,22 +107,63 @@ def plan_split(
     DuplicateImagesError: two images share a file name.
   """
   ordered = shuffled_by_name(index, archive)
-  labels = labels_of(ordered)  # Label errors surface before writing.
   num_shards = tfds_internals.number_of_shards(
       int(ordered.sizes.sum()), len(ordered)
   )
+  return _dealt(
+      split,
+      archive,
+      ordered,
+      labels_of,
+      tfds_internals.shard_bounds(len(ordered), num_shards),
+  )
+
+
+def plan_classic(
+    split: str,
+    archive: str,
+    index: archive_index.ArchiveIndex,
+    labels_of: LabelsOf,
+    num_shards: int,
+) -> list[ShardTask]:
+  """Deals a split's images into `num_shards` shards of the classic layout.
+
+  Train is in the seeded random order of `plan_split`; the other splits in
+  file-name order across shards, as the old conversion script wrote them.
+  Shard sizes differ by at most one, the larger ones first
+  (`classic_layout.shard_sizes`); shards beyond the images are empty.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  if split == archive_facts.TRAIN.split:
+    ordered = shuffled_by_name(index, archive)
+  else:
+    ordered = sorted_by_name(index, archive)
+  ends = itertools.accumulate(classic_layout.shard_sizes(len(ordered), num_shards))
+  bounds = list(itertools.pairwise(itertools.chain([0], ends)))
+  return _dealt(split, archive, ordered, labels_of, bounds)
+
+
+def _dealt(
+    split: str,
+    archive: str,
+    ordered: archive_index.ArchiveIndex,
+    labels_of: LabelsOf,
+    bounds: Sequence[tuple[int, int]],
+) -> list[ShardTask]:
+  """One task per [start, end) of `bounds` over `ordered`, in shard order."""
+  labels = labels_of(ordered)  # Label errors surface before writing.
   return [
       ShardTask(
           split=split,
           index=i,
-          num_shards=num_shards,
+          num_shards=len(bounds),
           archive=archive,
           images=ordered.take(slice(start, end)),
           labels=labels[start:end],
       )
-      for i, (start, end) in enumerate(
-          tfds_internals.shard_bounds(len(ordered), num_shards)
-      )
+      for i, (start, end) in enumerate(bounds)
   ]
 
 

@@ -41,6 +41,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from imagenet2012_local import classic_layout
+from imagenet2012_local import cli
 from imagenet2012_local import example_encoding
 from imagenet2012_local import external_sort
 from imagenet2012_local import publish
@@ -75,25 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='Comma-separated splits to export, of train, validation, test'
       ' (default: %(default)s).',
   )
-  for split, shards in classic_layout.DEFAULT_SHARDS.items():
-    parser.add_argument(
-        f'--{split}_shards',
-        type=_positive_int,
-        default=shards,
-        help=f'Number of {split} files (default: %(default)s).',
-    )
   parser.add_argument(
       '--seed',
       type=int,
       default=0,
       help='Seed of the train order (default: %(default)s).',
   )
-  parser.add_argument(
-      '--dali_index',
-      action='store_true',
-      help='Also write NVIDIA DALI index files, into'
-      f' <output_dir>/{classic_layout.DALI_INDEX_DIR}/.',
-  )
+  cli.add_classic_layout_arguments(parser)
   parser.add_argument(
       '--overwrite',
       action='store_true',
@@ -307,10 +296,3 @@ def _sorted_by_name(
     )
   except external_sort.ReadChangedError as e:
     raise ExportError(f'{split} was read in a different order twice') from e
-
-
-def _positive_int(text: str) -> int:
-  value = int(text)
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'must be at least 1, not {value}')
-  return value
