@@ -19,7 +19,6 @@ import tensorflow as tf
 from imagenet2012_local import classic_build
 from imagenet2012_local import classic_layout
 from imagenet2012_local import cli
-from imagenet2012_local import fake_archives
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import plan
@@ -27,6 +26,7 @@ from imagenet2012_local import settings
 from imagenet2012_local import tar_reader
 from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
+from tests import fake_archives
 from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 from tests.test_tpu_export import PIPELINE_SPEC, SHARDS, export, file_records
 from tests.test_tpu_export import file_names, parsed, records, shard_names
