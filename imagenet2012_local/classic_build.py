@@ -10,6 +10,8 @@ images read by offset with many reads in flight and fixed by content, and the
 same errors. The shards are written into a staging folder beside the output,
 renamed to it only once every shard is written and every digest is right
 (`publish`): a failed or killed build leaves nothing that looks complete.
+Finished shards are kept in `<output_dir>.interrupted-build/` until the build
+succeeds, so rerunning the same command resumes it (`resume`).
 
 The splits are those whose archive is in the manual dir. Train is in the TFDS
 build's seeded order; validation and test in file-name order across their
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +36,7 @@ from imagenet2012_local import errors
 from imagenet2012_local import labels
 from imagenet2012_local import plan
 from imagenet2012_local import publish
+from imagenet2012_local import resume as resume_lib
 from imagenet2012_local import settings
 from imagenet2012_local import split_sources
 
@@ -99,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
       help='Leave out images no decoder reads, instead of failing (default:'
       f' fail, unless {settings.SKIP_BAD_IMAGES_ENV_VAR}=1).',
   )
+  parser.add_argument(
+      '--fresh',
+      dest='resume',
+      action='store_const',
+      const=False,
+      help='Delete the shards an interrupted build kept in'
+      f' <output_dir>{resume_lib.FOLDER_SUFFIX}/ and start afresh (default: reuse'
+      f' them, unless {settings.RESUME_ENV_VAR}=0).',
+  )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         verify_checksums=args.verify_checksums,
         skip_bad_images=args.skip_bad_images,
+        resume=args.resume,
     )
   except (errors.Imagenet2012LocalError, publish.OutputExistsError) as e:
     print(f'{_COMMAND}: error: {e}', file=sys.stderr)
@@ -130,6 +144,7 @@ def build(
     overwrite: bool = False,
     verify_checksums: bool | None = None,
     skip_bad_images: bool | None = None,
+    resume: bool | None = None,
 ) -> Built:
   """Writes `output_dir` in the classic layout from the archives in `manual_dir`.
 
@@ -142,6 +157,8 @@ def build(
     overwrite: Replace an existing `output_dir` once the build is done.
     verify_checksums: The checksum gate; None follows `settings`.
     skip_bad_images: Leave out undecodable images; None follows `settings`.
+    resume: Reuse the shards an interrupted build of the same output kept
+      (`resume`); False deletes them first. None follows `settings`.
 
   Raises:
     publish.OutputExistsError: `output_dir` exists without `overwrite`.
@@ -158,9 +175,17 @@ def build(
       manual_dir, verify_checksums, _existing_ancestor(output_dir), class_names
   ).by_split
   planner = functools.partial(_plan, num_shards=num_shards)
+  kept = resume_lib.KeptShards(f'{output_dir}{resume_lib.FOLDER_SUFFIX}')
+  if not settings.resume(resume):
+    kept.remove()
   with publish.staged(output_dir, overwrite) as staging:
     layout = classic_layout.ClassicLayout(staging, class_names, dali_index)
-    written = engine.write_all(sources, planner, layout, skip_bad_images)
+    written = engine.write_all(
+        sources, planner, layout, skip_bad_images, kept=kept
+    )
+  kept.remove()
+  for stale in output_dir.parent.glob(f'{output_dir.name}.incomplete-*'):
+    shutil.rmtree(stale, ignore_errors=True)  # Left by killed builds.
   return Built(
       output_dir=output_dir,
       splits=[

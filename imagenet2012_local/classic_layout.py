@@ -138,6 +138,7 @@ class ClassicLayout:
     self._output_dir = output_dir
     self._class_names = tuple(class_names)
     self._dali_index = dali_index
+    self.identity = f'classic dali_index={dali_index}'
 
   def shard_path(self, task: plan.ShardTask) -> str:
     name = shard_name(task.split, task.index, task.num_shards)
@@ -148,9 +149,16 @@ class ClassicLayout:
     return make_record(image, label, file_name, self._class_names)
 
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
-    path = Path(path)
-    index = dali_index_path(path.parent, path.name) if self._dali_index else None
-    write_shard(path, (record for _, record in records), index)
+    index = self.companions(path)
+    write_shard(
+        Path(path), (record for _, record in records), Path(index[0]) if index else None
+    )
+
+  def companions(self, path: str) -> list[str]:
+    """The shard's DALI index, if the layout has them."""
+    if not self._dali_index:
+      return []
+    return [str(dali_index_path(Path(path).parent, Path(path).name))]
 
 
 def pipeline_parse_spec() -> dict[str, Any]:

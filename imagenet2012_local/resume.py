@@ -9,9 +9,10 @@ digest checked. A rerun of the same build reuses what it finds there.
 On disk, `<version dir>.interrupted-build/` (e.g.
 `~/tensorflow_datasets/imagenet2012_local/5.1.0.interrupted-build/`):
 - `README.txt`: says what the folder is and that it may be deleted;
-- `<shard file name>.partial`: a shard being written;
+- `<shard file name>.partial`: a shard being written, and its layout's
+  companions (e.g. the classic layout's `dali_idx/<shard file name>.partial.idx`);
 - `<shard file name>`: a finished shard, flushed to disk (fsync) before it
-  was renamed from `.partial`;
+  was renamed from `.partial`, and its companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
   once the shard is finished: `{"plan": <hex SHA-256 of what the shard is
   made of>, "bytes": <file size>, "mtime_ns": <file mtime>, "result":
@@ -114,20 +115,26 @@ class KeptShards:
       return None
     return Kept(path, record['result'])
 
-  def finish(self, shard_name: str, key: str, result: dict[str, object]) -> epath.Path:
-    """Flushes the `.partial` shard to disk, renames it and records it."""
-    partial = self.folder / f'{shard_name}.partial'
-    path = self.folder / shard_name
-    if paths.is_local(partial):
-      with open(partial, 'rb+') as f:
-        os.fsync(f.fileno())
-    partial.replace(path)
-    size, mtime_ns = _size_and_mtime(path)
+  def finish(
+      self,
+      shard_name: str,
+      key: str,
+      result: dict[str, object],
+      companions: Sequence[str] = (),
+  ) -> None:
+    """Flushes the `.partial` shard (and its `.partial` companions, e.g. an
+    index written beside it) to disk, renames them and records the shard."""
+    final = self.folder / shard_name
+    for partial in [self.folder / f'{shard_name}.partial', *map(epath.Path, companions)]:
+      if paths.is_local(partial):
+        with open(partial, 'rb+') as f:
+          os.fsync(f.fileno())
+      partial.replace(os.fspath(partial).replace(f'{shard_name}.partial', shard_name))
+    size, mtime_ns = _size_and_mtime(final)
     record = {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
     tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'
     tmp.write_text(json.dumps(record, sort_keys=True))
     tmp.replace(self.folder / f'{shard_name}{_RECORD_SUFFIX}')
-    return path
 
   def count(self, names_and_keys: Sequence[tuple[str, str]]) -> tuple[int, int]:
     """How many of the shards are reusable, and their bytes."""
@@ -135,17 +142,17 @@ class KeptShards:
     found = [k for k in kept if k is not None]
     return len(found), sum(_size_and_mtime(k.path)[0] for k in found)
 
-  def publish(self, shard_name: str, destination: str) -> None:
-    """Puts the finished shard at `destination` (a hard link where possible,
-    so the kept copy stays until the whole build has succeeded)."""
-    source = self.folder / shard_name
+  def publish(self, source: str, destination: str) -> None:
+    """Puts a kept file at `destination`: a hard link where possible, so the
+    kept copy stays until the whole build has succeeded."""
+    epath.Path(destination).parent.mkdir(parents=True, exist_ok=True)
     if paths.is_local(source) and paths.is_local(destination):
       try:
         os.link(source, destination)
         return
       except OSError:
         pass  # Another file system: copy.
-    source.copy(destination, overwrite=True)
+    epath.Path(source).copy(destination, overwrite=True)
 
   def remove(self) -> None:
     """Deletes the folder: the build it served has succeeded."""

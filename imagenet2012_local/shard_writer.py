@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
@@ -50,6 +51,9 @@ class Layout(Protocol):
 
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
     """Writes (file name, record) pairs as one shard file at `path`."""
+
+  def companions(self, path: str) -> list[str]:
+    """The files `write` puts beside the shard at `path` (e.g. an index)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,16 +166,19 @@ class ShardWriter:
         skipped_images=fixer.skipped,
     )
     if self._kept is not None:
-      self._finish(name, key, dataclasses.asdict(result))
+      self._finish(name, key, dataclasses.asdict(result), self._layout.companions(path))
     return result
 
-  def _finish(self, name: str, key: str, result: dict[str, object]) -> None:
+  def _finish(
+      self, name: str, key: str, result: dict[str, object], companions: list[str]
+  ) -> None:
     """`resume.KeptShards.finish`, now or on the background thread."""
     self.flush()
+    finish = functools.partial(self._kept.finish, name, key, result, companions)
     if self._finisher is None:
-      self._kept.finish(name, key, result)
+      finish()
     else:
-      self._pending = self._finisher.submit(self._kept.finish, name, key, result)
+      self._pending = self._finisher.submit(finish)
 
   def flush(self) -> None:
     """Waits for the kept shard being flushed, if any; raises its error."""
@@ -185,7 +192,14 @@ class ShardWriter:
       return
     self.flush()
     for task in tasks:
-      self._kept.publish(self.kept_key(task)[0], self._layout.shard_path(task))
+      name = self.kept_key(task)[0]
+      destination = self._layout.shard_path(task)
+      kept = os.fspath(self._kept.folder / name)
+      for source, target in [
+          (kept, destination),
+          *zip(self._layout.companions(kept), self._layout.companions(destination)),
+      ]:
+        self._kept.publish(source, target)
 
 
 def progress_map(

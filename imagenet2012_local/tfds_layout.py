@@ -44,3 +44,7 @@ class TfdsLayout:
       tfrecords.write(path, (record for _, record in records))
     else:
       self._writer.write(path, records)
+
+  def companions(self, path: str) -> list[str]:
+    del path  # TFDS's shards are single files.
+    return []

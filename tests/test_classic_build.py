@@ -282,7 +282,10 @@ def test_bad_archives_give_the_tfds_builds_errors(tmp_path, case):
     classic_build.build(manual, output_dir, verify_checksums=gate)
   assert str(our_error.value) == str(tfds_error.value)
   assert len(str(our_error.value).splitlines()) == 2
-  assert not list(tmp_path.glob('out*'))  # No output, no staging folder.
+  # No output, no staging folder; at most shards finished before the error,
+  # kept for a rerun.
+  assert [p.name for p in tmp_path.glob('out*')] in ([], ['out.interrupted-build'])
+  assert not list(tmp_path.glob('out*/**/*.partial'))
 
 
 def test_skipped_bad_images_are_those_the_tfds_build_skips(tmp_path):
@@ -337,12 +340,15 @@ def test_existing_output_dir_is_kept_without_overwrite(tmp_path, capsys):
   assert sorted(p.name for p in output_dir.iterdir()) == shard_names('validation', 2)
 
 
-def test_a_killed_build_leaves_nothing_that_looks_complete(tmp_path):
+def test_a_killed_build_leaves_nothing_that_looks_complete_and_resumes(
+    tmp_path, capsys
+):
   images = _val_images(300, size=256)
   manual = tmp_path / 'manual'
   manual.mkdir()
   (manual / VAL_TAR).write_bytes(fake_archives.tar_bytes(images))
   output_dir = tmp_path / 'out'
+  kept = tmp_path / 'out.interrupted-build'
   process = subprocess.Popen(
       [sys.executable, '-m', 'imagenet2012_local.cli', 'build-classic',
        '--manual_dir', str(manual), '--output_dir', str(output_dir),
@@ -351,14 +357,21 @@ def test_a_killed_build_leaves_nothing_that_looks_complete(tmp_path):
       env={**os.environ, settings.READS_IN_FLIGHT_ENV_VAR: '1'},
   )
   deadline = time.monotonic() + 60
-  while not list(tmp_path.glob('out.incomplete-*/validation-*')):
+  while not list(kept.glob('validation-*.kept.json')):
     assert process.poll() is None and time.monotonic() < deadline
     time.sleep(0.002)
   process.send_signal(signal.SIGKILL)  # Some shards written, not all.
   assert process.wait(timeout=60) == -signal.SIGKILL
   assert not output_dir.exists()
-  leftovers = [p.name for p in tmp_path.iterdir() if p.name != 'manual']
-  assert len(leftovers) == 1 and leftovers[0].startswith('out.incomplete-')
-  assert 0 < len(list((tmp_path / leftovers[0]).glob('validation-*'))) < 100
-  classic_build.build(manual, output_dir, {'validation': 100}, verify_checksums=False)
+  leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != 'manual')
+  assert len(leftovers) == 2 and leftovers[0].startswith('out.incomplete-')
+  assert leftovers[1] == kept.name
+  finished = len(list(kept.glob('validation-*.kept.json')))
+  assert 0 < finished < 100
+  assert len(list(kept.glob('dali_idx/validation-*.idx'))) >= finished
+  classic_build.build(
+      manual, output_dir, {'validation': 100}, dali_index=True, verify_checksums=False
+  )
+  assert f'resuming: {finished} of 100 shards kept' in capsys.readouterr().err
+  assert [p.name for p in tmp_path.iterdir() if p.name != 'manual'] == ['out']
   assert file_names(output_dir, 'validation') == [name for name, _ in images]
