@@ -2,10 +2,12 @@
 
 Sampling (every ~0.1 s) gives peak RSS of the whole tree and the files under
 the data dir. Temporary disk is, at each sample, the bytes of files that are
-not part of the final output (after undoing TFDS's rename of its
-`incomplete.*` folder); its peak counts spill files even when they are deleted
-while the output grows. Bytes read and written come from the kernel's
-per-process `rchar` and `wchar` counters.
+not part of the final output; its peak counts spill files even when they are
+deleted while the output grows. A file is part of the output when its path,
+with the staging folders it goes through mapped to where it ends up (see
+`output_path`), is a path of the final output; a file with several hard links
+is counted once. Bytes read and written come from the kernel's per-process
+`rchar` and `wchar` counters.
 """
 
 from __future__ import annotations
@@ -20,9 +22,20 @@ from pathlib import Path
 
 import psutil
 
+from imagenet2012_local import resume
+
 _INTERVAL_S = 0.1
-# TFDS writes into `incomplete.<random>_<version>/` and renames it at the end.
-_INCOMPLETE_PREFIX = re.compile(r'incomplete\.[A-Za-z0-9]+_')
+# Folders whose files become the output under another path:
+# - TFDS writes into `incomplete.<random>_<version>/` and renames it at the end;
+_TFDS_INCOMPLETE = re.compile(r'incomplete\.[A-Za-z0-9]+_')
+# - `publish.staged` (build-classic, export-tpu) writes into
+#   `<output>.incomplete-<random>/` (tempfile's random letters) and renames it;
+_STAGED = re.compile(r'\.incomplete-[a-z0-9_]+(?=/|$)')
+# - a resumable TFDS build writes `<version>.interrupted-build/<shard>.partial`,
+#   renames it to `<shard>`, and hard-links that into the output (`resume`).
+_KEPT_SHARD = re.compile(
+    re.escape(resume.FOLDER_SUFFIX) + r'(/[^/]+?)(?:\.partial)?$'
+)
 
 
 @dataclasses.dataclass
@@ -40,17 +53,32 @@ class RunResult:
   write_chars: int
   log_tail: str
 
+
+def output_path(relative_path: str) -> str:
+  """Where the file at `relative_path` ends up if the build succeeds: its path
+  with the staging folders above mapped to the output's."""
+  relative_path = _TFDS_INCOMPLETE.sub('', relative_path)
+  relative_path = _STAGED.sub('', relative_path)
+  return _KEPT_SHARD.sub(r'\1', relative_path)
+
+
 def file_sizes(path: Path) -> dict[str, int]:
-  """Size of each file under `path`, by path with TFDS's staging rename undone."""
+  """Size of each file under `path`, by `output_path`; a file hard-linked
+  under several names is the same bytes, counted once."""
   sizes = {}
+  linked = set()
   for root, _, files in os.walk(path):
     for name in files:
       full = os.path.join(root, name)
       try:
-        size = os.lstat(full).st_size
+        stat = os.lstat(full)
       except FileNotFoundError:  # Renamed or deleted by the run meanwhile.
         continue
-      sizes[_INCOMPLETE_PREFIX.sub('', os.path.relpath(full, path))] = size
+      if stat.st_nlink > 1:
+        if (stat.st_dev, stat.st_ino) in linked:
+          continue
+        linked.add((stat.st_dev, stat.st_ino))
+      sizes[output_path(os.path.relpath(full, path))] = stat.st_size
   return sizes
 
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagenet2012_local import errors
 from imagenet2012_local import example_encoding
 from imagenet2012_local import image_fixes
 from imagenet2012_local import tfrecords
@@ -42,7 +43,7 @@ DEFAULT_SHARDS = {'train': 1024, 'validation': 128, 'test': 256}
 DALI_INDEX_DIR = 'dali_idx'
 
 
-class NotJpegError(ValueError):
+class NotJpegError(errors.Imagenet2012LocalError, ValueError):
   """An image to write is not a JPEG whose header can be read."""
 
 
@@ -82,7 +83,11 @@ def make_record(
   """
   header = image_fixes.read_jpeg_header(image)
   if header is None:
-    raise NotJpegError(f'{file_name} is not stored as a JPEG')
+    raise NotJpegError(errors.two_lines(
+        f'{file_name} is not stored as a JPEG (no readable JPEG header)',
+        'The classic layout holds JPEGs only: convert the image to a JPEG'
+        ' first (imagenet2012_local.image_fixes.fix_image does).',
+    ))
   # Classic 1-based labels over the sorted wnids; the test split has none.
   if label < 0:
     label, synset = -1, b''

@@ -19,7 +19,7 @@ _GB = 1e9
 
 
 class DiskSpaceError(errors.Imagenet2012LocalError, OSError):
-  """The data dir has, or had, too little free space for the output."""
+  """The output's disk has, or had, too little free space for it."""
 
 
 def check_free_space(data_dir: epath.PathLike, archive_bytes: int) -> None:
@@ -64,9 +64,10 @@ def _size(num_bytes: int) -> str:
   return f'{num_bytes / 1e6:,.1f} MB'
 
 
-def _advice(data_dir: str | os.PathLike[str]) -> str:
+def _advice(output_dir: str | os.PathLike[str]) -> str:
+  """What to do; names the flag of each command that writes this output."""
   return (
-      f'Free up space under {data_dir} (the output is about as big as the'
-      ' archives), or build elsewhere with --data_dir=<a folder on a bigger'
-      ' disk>.'
+      f'Free up space under {output_dir} (the output is about as big as the'
+      ' archives), or build onto a bigger disk: --data_dir=<folder> for `tfds'
+      ' build`, --output_dir=<folder> for `imagenet2012-local build-classic`.'
   )

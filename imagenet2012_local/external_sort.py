@@ -78,17 +78,24 @@ def sorted_by_key(
   try:
     for key, record in keyed_records:
       if read >= len(keys) or key != keys[read]:
-        raise ReadChangedError(f'record {read} has another key the second time')
+        raise _read_changed(f'record {read} has another key the second time')
       writers[bucket[read]].write(record)
       read += 1
   finally:
     for writer in writers:
       writer.close()
   if read != len(keys):
-    raise ReadChangedError(f'{read} records the second time, not {len(keys)}')
+    raise _read_changed(f'{read} records the second time, not {len(keys)}')
   return _read_buckets(
       bucket_dir, paths, [rank[bucket == b] for b in range(num_buckets)]
   )
+
+
+def _read_changed(problem: str) -> ReadChangedError:
+  return ReadChangedError(errors.two_lines(
+      f'The records changed between the two readings: {problem}',
+      'Make sure nothing writes the input while it is read, then run again.',
+  ))
 
 
 def _read_buckets(

@@ -37,9 +37,11 @@ def check_free(output_dir: Path, overwrite: bool) -> None:
     OutputExistsError: `output_dir` exists and `overwrite` is false.
   """
   if output_dir.exists() and not overwrite:
-    raise OutputExistsError(
-        f'{output_dir} exists; pass --overwrite to replace it'
-    )
+    raise OutputExistsError(errors.two_lines(
+        f'{output_dir} exists; pass --overwrite to replace it',
+        'With --overwrite it is replaced only once the new output is complete;'
+        ' or choose another output folder.',
+    ))
 
 
 @contextlib.contextmanager
@@ -76,9 +78,12 @@ def _publish(staging: Path, output_dir: Path, overwrite: bool) -> None:
     os.replace(staging, output_dir)
     return
   if not overwrite:
-    raise OutputExistsError(
-        f'{output_dir} appeared while it was being written; kept it'
-    )
+    raise OutputExistsError(errors.two_lines(
+        f'{output_dir} appeared while it was being written; kept it and'
+        ' deleted what was written',
+        'Something else writes that folder: move it away (or pass --overwrite)'
+        ' and run again.',
+    ))
   # Moved aside first: a rename cannot replace a non-empty folder.
   old = _sibling_temp_dir(output_dir, 'replaced')
   os.replace(output_dir, old / output_dir.name)

@@ -12,14 +12,14 @@ dataset:
   other non-files, and hidden files (`.DS_Store`), are skipped and reported;
   every other member must be named exactly like the archive's images.
 
-Plain ustar/GNU headers (every ImageNet tar) are read directly; anything else
-goes through Python's tarfile, which gives the errors and skip records.
+Plain ustar/GNU headers (every ImageNet tar) are read directly
+(`tar_headers`); anything else goes through Python's tarfile, which gives the
+errors and skip records.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tarfile
 from collections.abc import Iterator, MutableMapping
 from typing import BinaryIO
@@ -29,6 +29,7 @@ from etils import epath
 from imagenet2012_local import archive_facts
 from imagenet2012_local import errors
 from imagenet2012_local import paths
+from imagenet2012_local import tar_headers
 
 _READ_SIZE = 1 << 20  # Large reads: tarfile's 10 KiB default costs ~14M calls on ImageNet.
 BLOCK_SIZE = tarfile.BLOCKSIZE
@@ -163,10 +164,10 @@ class _TarView:
       if header[0] == 0:  # The end-of-archive marker, if all zero.
         ends_well = header.count(0) == BLOCK_SIZE and not self._end_problem(pos)
         return found if ends_well else None
-      name = _plain_file_name(header)
+      name = tar_headers.plain_file_name(header)
       if name is None or not self._naming.matches(name):
         return None
-      size = _octal(header[124:136])
+      size = tar_headers.file_size(header)
       if size is None or pos + BLOCK_SIZE + size > self.size:
         return None
       found.append((name, pos + BLOCK_SIZE, size))
@@ -176,10 +177,9 @@ class _TarView:
   def _members(self, fileobj: BinaryIO) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     """Yields the members named like images. The others:
 
-    - anything but a regular file (directory, symbolic or hard link, device,
-      FIFO) and hidden files (the last part of the name starts with '.', as
-      `.DS_Store` and `._*` do) are skipped and recorded; their data is never
-      read, and no member name is ever used as a path;
+    - those `tar_headers.skip_reason` gives a reason for are skipped and
+      recorded; their data is never read, and no member name is ever used as
+      a path;
     - any other name fails the build: members must be named exactly like the
       images, with no folder part.
     At the end, checks that the tar ends properly (see the module docstring).
@@ -190,7 +190,7 @@ class _TarView:
           fileobj=fileobj, mode='r:', bufsize=_READ_SIZE
       )
       for member in tar:
-        reason = _skip_reason(member)
+        reason = tar_headers.skip_reason(member)
         if reason:
           self._skipped[self._prefix + member.name] = reason
         elif not self._naming.matches(member.name) or member.issparse():
@@ -298,49 +298,6 @@ class _Slice:
     data = self._f.read(end - self._pos)
     self._pos += len(data)
     return data
-
-
-_USTAR_MAGICS = (b'ustar\x0000', b'ustar  \x00')  # POSIX, GNU.
-_REGULAR_FILE_TYPES = (ord('0'), 0)
-
-
-def _plain_file_name(header: bytes) -> str | None:
-  """The name in a tar header, if it is a regular file's plain header whose
-  checksum is right; else None."""
-  if header[156] not in _REGULAR_FILE_TYPES or header[257:265] not in _USTAR_MAGICS:
-    return None
-  if header[257:263] == b'ustar\x00' and header[345] != 0:
-    return None  # A POSIX name prefix: long names are left to tarfile.
-  checksum = _octal(header[148:156])
-  if checksum is None or checksum != sum(header) - sum(header[148:156]) + 256:
-    return None  # 256: the checksum field counts as eight spaces.
-  name = header[:100].split(b'\0', 1)[0]
-  return name.decode('ascii') if name.isascii() else None
-
-
-_OCTAL_FIELD = re.compile(rb' *([0-7]+) *(?:\0.*)?', re.DOTALL)
-
-
-def _octal(field: bytes) -> int | None:
-  """A tar header's number field: octal digits ended by NUL or space; None if
-  it is not (e.g. GNU's base-256 for huge values)."""
-  match = _OCTAL_FIELD.fullmatch(field)
-  return int(match[1], 8) if match else None
-
-
-def _skip_reason(member: tarfile.TarInfo) -> str | None:
-  """Why a member is skipped as not an image, or None (see `_TarView._members`)."""
-  if member.isdir():
-    return 'a directory'
-  if member.issym():
-    return 'a symbolic link'
-  if member.islnk():
-    return 'a hard link'
-  if not member.isfile():
-    return 'a device or FIFO'
-  if os.path.basename(member.name).startswith('.'):
-    return 'a hidden file'
-  return None
 
 
 def _what_it_looks_like(head: bytes) -> str:

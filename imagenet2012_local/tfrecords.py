@@ -80,14 +80,22 @@ def read(path: str | os.PathLike[str]) -> Iterator[bytes]:
   with epath.Path(path).open('rb') as f:
     while header := f.read(_HEADER.size):
       if len(header) != _HEADER.size:
-        raise CorruptRecordError(f'{path}: truncated record header')
+        raise _corrupt(path, 'truncated record header')
       length, length_crc = _HEADER.unpack(header)
       if masked_crc32c(header[:8]) != length_crc:
-        raise CorruptRecordError(f'{path}: corrupted record length')
+        raise _corrupt(path, 'corrupted record length')
       record = f.read(length)
       crc = f.read(_CRC.size)
       if len(record) != length or len(crc) != _CRC.size:
-        raise CorruptRecordError(f'{path}: truncated record')
+        raise _corrupt(path, 'truncated record')
       if masked_crc32c(record) != _CRC.unpack(crc)[0]:
-        raise CorruptRecordError(f'{path}: corrupted record')
+        raise _corrupt(path, 'corrupted record')
       yield record
+
+
+def _corrupt(path: str | os.PathLike[str], problem: str) -> CorruptRecordError:
+  return CorruptRecordError(errors.two_lines(
+      f'{path}: {problem}',
+      'The file was damaged or cut short after it was written: write it again'
+      ' (for a shard of a prepared dataset, rebuild the dataset).',
+  ))

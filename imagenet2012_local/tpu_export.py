@@ -42,6 +42,7 @@ import tqdm
 
 from imagenet2012_local import classic_layout
 from imagenet2012_local import cli
+from imagenet2012_local import errors
 from imagenet2012_local import example_encoding
 from imagenet2012_local import external_sort
 from imagenet2012_local import publish
@@ -52,8 +53,10 @@ DEFAULT_SPLITS = ('train', 'validation')
 # Train records held for shuffling: ~110 MB of ImageNet-sized JPEGs.
 _SHUFFLE_BUFFER = 1024
 
+_REBUILD = 'Its files changed after the build: rebuild it, then export again.'
 
-class ExportError(Exception):
+
+class ExportError(errors.Imagenet2012LocalError):
   """The export cannot be done as asked; the message says why."""
 
 
@@ -106,11 +109,7 @@ def run(args: argparse.Namespace) -> int:
         dali_index=args.dali_index,
         overwrite=args.overwrite,
     )
-  except (
-      ExportError,
-      publish.OutputExistsError,
-      tfrecords.CorruptRecordError,
-  ) as e:
+  except errors.Imagenet2012LocalError as e:
     print(f'imagenet2012-local export-tpu: error: {e}', file=sys.stderr)
     return 1
   print(f'Wrote {args.output_dir}')
@@ -147,33 +146,36 @@ def export(
   num_shards = {**classic_layout.DEFAULT_SHARDS, **(num_shards or {})}
   unknown = [s for s in splits if s not in classic_layout.DEFAULT_SHARDS]
   if unknown or not splits:
-    raise ExportError(
-        f'unknown splits {unknown}: choose among'
-        f' {", ".join(classic_layout.DEFAULT_SHARDS)}'
-    )
+    raise ExportError(errors.two_lines(
+        f'--splits must name at least one known split; unknown: {unknown}',
+        f'Choose among {", ".join(classic_layout.DEFAULT_SHARDS)}.',
+    ))
   output_dir = output_dir.absolute()
   publish.check_free(output_dir, overwrite)
   builder = tfds.builder('imagenet2012_local', data_dir=data_dir)
   if not builder.is_prepared():
-    raise ExportError(
-        f'no prepared imagenet2012_local {builder.info.version} in'
-        f' {builder.data_dir}: build it first with `tfds build'
-        ' imagenet2012_local --imports imagenet2012_local --manual_dir ...`'
-        ' or pass --data_dir'
-    )
+    raise ExportError(errors.two_lines(
+        f'No prepared imagenet2012_local {builder.info.version} in'
+        f' {builder.data_dir}',
+        'Build it first with `tfds build imagenet2012_local --imports'
+        ' imagenet2012_local --manual_dir ...`, or pass its --data_dir.',
+    ))
   if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
-    raise ExportError(
-        f'the prepared dataset in {builder.data_dir} is in'
+    raise ExportError(errors.two_lines(
+        f'The prepared dataset in {builder.data_dir} is in'
         f' {builder.info.file_format.value} files; export-tpu reads TFRecord'
-        ' builds only: build one with `tfds build ... --file_format tfrecord`'
-    )
+        ' builds only',
+        'Build one with `tfds build ... --file_format tfrecord` and pass its'
+        ' --data_dir.',
+    ))
   missing = [s for s in splits if s not in builder.info.splits]
   if missing:
-    raise ExportError(
-        f'the prepared dataset in {builder.data_dir} has no {missing} split'
-        f' (it has {", ".join(builder.info.splits)}); choose others with'
-        ' --splits'
-    )
+    raise ExportError(errors.two_lines(
+        f'The prepared dataset in {builder.data_dir} has no {missing} split'
+        f' (it has {", ".join(builder.info.splits)})',
+        'Choose others with --splits, or build the dataset with the archive'
+        ' of that split first.',
+    ))
 
   with publish.staged(output_dir, overwrite) as staging:
     for split in splits:
@@ -210,9 +212,11 @@ def _export_split(
         staging / name, itertools.islice(records, size), index
     )
   if written != total or next(records, None) is not None:
-    raise ExportError(
-        f'{split} does not hold the {total} examples its metadata says'
-    )
+    raise ExportError(errors.two_lines(
+        f'{split} in {builder.data_dir} does not hold the {total} examples its'
+        ' metadata says',
+        _REBUILD,
+    ))
 
 
 def _read_split(
@@ -238,15 +242,16 @@ def _record_maker(
   class_names = builder.info.features['label'].names
 
   def to_record(example: dict[str, object]) -> bytes:
+    file_name = example['file_name'].decode()
     try:
       return classic_layout.make_record(
-          example['image'],
-          int(example['label']),
-          example['file_name'].decode(),
-          class_names,
+          example['image'], int(example['label']), file_name, class_names
       )
     except classic_layout.NotJpegError as e:
-      raise ExportError(f'{e}; rebuild the dataset') from e
+      raise ExportError(errors.two_lines(
+          f'{builder.data_dir}: the image {file_name} is not stored as a JPEG',
+          _REBUILD,
+      )) from e
 
   return to_record
 
@@ -295,4 +300,8 @@ def _sorted_by_name(
         names_and_sizes, named_records, bucket_dir
     )
   except external_sort.ReadChangedError as e:
-    raise ExportError(f'{split} was read in a different order twice') from e
+    raise ExportError(errors.two_lines(
+        f'{split} in {builder.data_dir} was read in a different order twice',
+        'Make sure nothing writes the dataset during the export, then run it'
+        ' again.',
+    )) from e

@@ -10,6 +10,7 @@ import pytest
 from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
 from imagenet2012_local import image_reads
+from imagenet2012_local import tar_headers
 from imagenet2012_local import tar_reader
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, tar_images
 
@@ -104,4 +105,4 @@ def test_a_header_with_a_wrong_checksum_is_reported(tmp_path):
     ],
 )
 def test_octal_fields(field, expected):
-  assert tar_reader._octal(field) == expected
+  assert tar_headers.octal(field) == expected

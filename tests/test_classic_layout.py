@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from imagenet2012_local import classic_layout
+from tests.helpers import two_lines
 
 WNIDS = ['n01440764', 'n01443537', 'n01484850']
 
@@ -124,8 +125,9 @@ def test_records_parse_with_the_pipeline_spec():
 def test_not_a_jpeg_is_an_error():
   buffer = io.BytesIO()
   PIL.Image.new('RGB', (2, 2)).save(buffer, format='PNG')
-  with pytest.raises(classic_layout.NotJpegError, match='n1_2.JPEG'):
+  with pytest.raises(classic_layout.NotJpegError, match='n1_2.JPEG') as raised:
     classic_layout.make_record(buffer.getvalue(), 0, 'n1_2.JPEG', WNIDS)
+  assert 'convert the image to a JPEG' in two_lines(raised.value)[1]
 
 
 def test_write_shard_with_dali_index(tmp_path):

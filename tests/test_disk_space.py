@@ -36,6 +36,7 @@ def test_not_enough_disk_space_is_found_before_starting(tmp_path, monkeypatch):
   assert f'Not enough free disk space under {tmp_path / "data"}' in what
   assert 'needs about 67.1 MB (the archives take 0.0 MB), and 5.0 MB are free' in what
   assert 'Free up space' in fix and '--data_dir' in fix
+  assert '--output_dir=<folder> for `imagenet2012-local build-classic`' in fix
 
 
 def test_a_full_disk_fails_clearly_and_publishes_nothing(tmp_path, monkeypatch):
@@ -45,7 +46,7 @@ def test_a_full_disk_fails_clearly_and_publishes_nothing(tmp_path, monkeypatch):
   assert 'The disk filled up while writing' in what
   assert 'No space left on device' in what and 'nothing was published' in what
   assert f'Free up space under {tmp_path / "data" / NAME}' in fix
-  assert '--data_dir' in fix
+  assert '--data_dir' in fix and '--output_dir' in fix
   assert not list((tmp_path / 'data').glob(f'{NAME}/incomplete*'))
 
 

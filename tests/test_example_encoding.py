@@ -6,6 +6,7 @@ from tensorflow_datasets.core import example_serializer
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
 from imagenet2012_local import example_encoding
+from tests.helpers import two_lines
 
 FEATURES = tfds.builder('imagenet2012_local').info.features
 SERIALIZER = example_serializer.ExampleSerializer(FEATURES.get_serialized_info())
@@ -145,8 +146,9 @@ def test_tfrecord_read_catches_corruption(tmp_path, offset, message):
   data = bytearray((tmp_path / 'file').read_bytes())
   data[offset] ^= 1  # The length, the first record, its CRC.
   (tmp_path / 'file').write_bytes(bytes(data))
-  with pytest.raises(tfrecords.CorruptRecordError, match=message):
+  with pytest.raises(tfrecords.CorruptRecordError, match=message) as raised:
     list(tfrecords.read(tmp_path / 'file'))
+  assert 'write it again' in two_lines(raised.value)[1]
 
 
 def test_tfrecord_read_catches_truncation(tmp_path):
@@ -156,5 +158,6 @@ def test_tfrecord_read_catches_truncation(tmp_path):
   data = (tmp_path / 'file').read_bytes()
   for end in [len(data) - 1, len(data) - 4, 21 + 5]:
     (tmp_path / 'file').write_bytes(data[:end])
-    with pytest.raises(tfrecords.CorruptRecordError, match='truncated'):
+    with pytest.raises(tfrecords.CorruptRecordError, match='truncated') as raised:
       list(tfrecords.read(tmp_path / 'file'))
+    assert 'write it again' in two_lines(raised.value)[1]

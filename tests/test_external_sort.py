@@ -8,6 +8,7 @@ import pytest
 
 from imagenet2012_local import external_sort
 from imagenet2012_local import tfrecords
+from tests.helpers import two_lines
 
 
 def shuffled_items(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
@@ -84,7 +85,8 @@ def test_second_reading_must_match_the_first(tmp_path, change):
       'fewer': items[:-1],
       'more': items + items[:1],
   }[change]
-  with pytest.raises(external_sort.ReadChangedError):
+  with pytest.raises(external_sort.ReadChangedError) as raised:
     external_sort.sorted_by_key(
         [(key, 1) for key, _ in items], iter(second), tmp_path / 'buckets'
     )
+  assert 'run again' in two_lines(raised.value)[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagenet2012_local import publish
+from tests.helpers import two_lines
 
 
 def test_staging_folder_is_renamed_on_success(tmp_path):
@@ -53,11 +54,12 @@ def test_failed_overwrite_keeps_the_old_folder(tmp_path):
 
 def test_output_appearing_meanwhile_is_kept(tmp_path):
   output_dir = tmp_path / 'out'
-  with pytest.raises(publish.OutputExistsError, match='appeared'):
+  with pytest.raises(publish.OutputExistsError, match='appeared') as raised:
     with publish.staged(output_dir, overwrite=False) as staging:
       (staging / 'new').write_text('new')
       output_dir.mkdir()
       (output_dir / 'theirs').write_text('theirs')
+  assert 'run again' in two_lines(raised.value)[1]
   assert list(tmp_path.iterdir()) == [output_dir]
   assert [p.name for p in output_dir.iterdir()] == ['theirs']
 
@@ -67,5 +69,6 @@ def test_check_free(tmp_path):
   publish.check_free(output_dir, overwrite=False)
   output_dir.mkdir()
   publish.check_free(output_dir, overwrite=True)
-  with pytest.raises(publish.OutputExistsError, match='pass --overwrite'):
+  with pytest.raises(publish.OutputExistsError, match='pass --overwrite') as raised:
     publish.check_free(output_dir, overwrite=False)
+  assert 'choose another output folder' in two_lines(raised.value)[1]

@@ -220,7 +220,9 @@ def test_interrupted_export_leaves_nothing(dummy_build, tmp_path, monkeypatch, e
 
 def test_missing_split_is_an_error(dummy_build, tmp_path, capsys):
   assert export(dummy_build, tmp_path / 'tpu', '--splits', 'train,bogus') == 1
-  assert 'bogus' in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert 'bogus' in err
+  assert err.splitlines()[1] == 'Choose among train, validation, test.'
   assert list(tmp_path.iterdir()) == []
 
 
@@ -231,11 +233,15 @@ def test_array_record_build_is_an_error(dummy_build, tmp_path, capsys, monkeypat
       property(lambda _: tfds.core.FileFormat.ARRAY_RECORD),
   )
   assert export(dummy_build, tmp_path / 'tpu') == 1
-  assert 'TFRecord builds only' in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert 'TFRecord builds only' in err
+  assert '--file_format tfrecord' in err.splitlines()[1]
   assert list(tmp_path.iterdir()) == []
 
 
 def test_unprepared_data_dir_is_an_error(tmp_path, capsys):
   assert export(tmp_path / 'empty', tmp_path / 'tpu') == 1
-  assert 'tfds build' in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert 'tfds build' in err
+  assert err.splitlines()[1].startswith('Build it first with `tfds build')
   assert not (tmp_path / 'tpu').exists()
