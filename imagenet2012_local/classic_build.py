@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         skip_bad_images=args.skip_bad_images,
         resume=args.resume,
     )
-  except (errors.Imagenet2012LocalError, publish.OutputExistsError) as e:
+  except errors.Imagenet2012LocalError as e:
     print(f'{_COMMAND}: error: {e}', file=sys.stderr)
     return 1
   print(summary(built))
