@@ -175,7 +175,9 @@ def build(
       manual_dir, verify_checksums, _existing_ancestor(output_dir), class_names
   ).by_split
   planner = functools.partial(_plan, num_shards=num_shards)
-  kept = resume_lib.KeptShards(f'{output_dir}{resume_lib.FOLDER_SUFFIX}')
+  kept = resume_lib.KeptShards(
+      f'{output_dir}{resume_lib.FOLDER_SUFFIX}', flush_in_batches=True
+  )
   if not settings.resume(resume):
     kept.remove()
   with publish.staged(output_dir, overwrite) as staging:

@@ -86,9 +86,7 @@ def write_all(
           skipped=skipped_members[split],
       )
       tasks += planner(source, index)
-    writer = shard_writer.ShardWriter(
-        layout, skip_bad_images, kept, finish_in_background=map_fn is map
-    )
+    writer = shard_writer.ShardWriter(layout, skip_bad_images, kept)
     if kept is not None:
       _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
     try:
@@ -97,12 +95,15 @@ def write_all(
       )
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     except verification.ChecksumError:
-      if kept is not None:  # Shards of a wrong archive are worth nothing.
-        try:
-          writer.flush()
-        finally:
-          kept.remove()
+      if kept is not None:
+        kept.remove()  # Shards of a wrong archive are worth nothing.
       raise
+    except BaseException:
+      if kept is not None:
+        kept.record_finished()  # What is done is kept for the rerun.
+      raise
+  if kept is not None:
+    kept.record_finished()  # A kill while publishing keeps them too.
   writer.publish(tasks)
   return Written(results, skipped_members)
 

@@ -154,7 +154,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       sources: the splits to build.
       map_fn: runs shard writing (see `engine.write_all`).
     """
-    kept = self._kept_shards()
+    kept = self._kept_shards(flush_in_batches=map_fn is map)
     if not self._resume:
       kept.remove()
     written = engine.write_all(
@@ -179,11 +179,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           source, *written.fixed_and_skipped(split), written.skipped_members[split]
       )
 
-  def _kept_shards(self) -> resume.KeptShards:
+  def _kept_shards(self, **kwargs) -> resume.KeptShards:
     """The kept-shards folder beside the version folder (TFDS builds into a
     temporary `incomplete.*` folder that a killed build abandons)."""
     version_dir = self.data_path.parent / str(self.version)
-    return resume.KeptShards(f'{version_dir}{resume.FOLDER_SUFFIX}')
+    return resume.KeptShards(f'{version_dir}{resume.FOLDER_SUFFIX}', **kwargs)
 
   def _post_download_and_prepare_hook(self) -> None:
     """After TFDS published the dataset: what interrupted builds left is stale."""

@@ -11,10 +11,11 @@ On disk, `<version dir>.interrupted-build/` (e.g.
 - `README.txt`: says what the folder is and that it may be deleted;
 - `<shard file name>.partial`: a shard being written, and its layout's
   companions (e.g. the classic layout's `dali_idx/<shard file name>.partial.idx`);
-- `<shard file name>`: a finished shard, flushed to disk (fsync) before it
-  was renamed from `.partial`, and its companions, renamed likewise;
+- `<shard file name>`: a finished shard, renamed from `.partial`, and its
+  companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
-  once the shard is finished: `{"plan": <hex SHA-256 of what the shard is
+  once the shard is flushed to disk (its own fsync, or in a one-process
+  build one `sync` per GB of finished shards): `{"plan": <hex SHA-256 of what the shard is
   made of>, "bytes": <file size>, "mtime_ns": <file mtime>, "result":
   <shard_writer.ShardResult fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
@@ -43,6 +44,7 @@ from etils import epath
 
 from imagenet2012_local import paths
 from imagenet2012_local import plan
+from imagenet2012_local import settings
 
 # Bump whenever a change to the code changes the bytes of a shard.
 OUTPUT_FORMAT_VERSION = 1
@@ -86,8 +88,21 @@ def plan_key(task: plan.ShardTask, layout: str, skip_bad_images: bool) -> str:
 class KeptShards:
   """The kept-shards folder of one build (see the module docstring)."""
 
-  def __init__(self, folder: epath.PathLike):
+  def __init__(self, folder: epath.PathLike, flush_in_batches: bool = False):
+    """The folder `folder`.
+
+    Args:
+      folder: where shards are kept.
+      flush_in_batches: flush finished shards to disk together, with one
+        `sync` once `settings.sync_every_bytes()` of them wait, and record
+        them then, instead of one flush per shard; for builds in one process
+        (`record_finished` must run before the process ends).
+    """
     self.folder = epath.Path(folder)
+    self._flush_in_batches = flush_in_batches
+    self._unrecorded: list[tuple[str, dict[str, object]]] = []
+    self._unrecorded_bytes = 0
+    self._sync_every = settings.sync_every_bytes()
 
   def partial_path(self, shard_name: str) -> epath.Path:
     """Where a shard is written before it is finished."""
@@ -122,16 +137,35 @@ class KeptShards:
       result: dict[str, object],
       companions: Sequence[str] = (),
   ) -> None:
-    """Flushes the `.partial` shard (and its `.partial` companions, e.g. an
-    index written beside it) to disk, renames them and records the shard."""
-    final = self.folder / shard_name
-    for partial in [self.folder / f'{shard_name}.partial', *map(epath.Path, companions)]:
-      if paths.is_local(partial):
+    """Renames the finished `.partial` shard (and its `.partial` companions,
+    e.g. an index written beside it), and records it once it is on disk."""
+    partials = [self.folder / f'{shard_name}.partial', *map(epath.Path, companions)]
+    for partial in partials:
+      if not self._flush_in_batches and paths.is_local(partial):
         with open(partial, 'rb+') as f:
           os.fsync(f.fileno())
       partial.replace(os.fspath(partial).replace(f'{shard_name}.partial', shard_name))
-    size, mtime_ns = _size_and_mtime(final)
+    size, mtime_ns = _size_and_mtime(self.folder / shard_name)
     record = {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
+    if not self._flush_in_batches:
+      self._write_record(shard_name, record)
+      return
+    self._unrecorded.append((shard_name, record))
+    self._unrecorded_bytes += size
+    if self._unrecorded_bytes >= self._sync_every:  # Always, if it is 0.
+      self.record_finished()
+
+  def record_finished(self) -> None:
+    """Flushes the finished, unrecorded shards to disk, then records them."""
+    if not self._unrecorded:
+      return
+    if paths.is_local(self.folder):
+      os.sync()
+    for shard_name, record in self._unrecorded:
+      self._write_record(shard_name, record)
+    self._unrecorded, self._unrecorded_bytes = [], 0
+
+  def _write_record(self, shard_name: str, record: dict[str, object]) -> None:
     tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'
     tmp.write_text(json.dumps(record, sort_keys=True))
     tmp.replace(self.folder / f'{shard_name}{_RECORD_SUFFIX}')

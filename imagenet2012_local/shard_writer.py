@@ -13,9 +13,7 @@ computed on a second core.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
@@ -92,7 +90,6 @@ class ShardWriter:
       layout: Layout,
       skip_bad_images: bool = False,
       kept: resume.KeptShards | None = None,
-      finish_in_background: bool = False,
   ):
     """Writes in `layout`.
 
@@ -102,21 +99,10 @@ class ShardWriter:
       kept: where shards are written and kept until the whole build has
         succeeded, so that an interrupted build resumes (see `resume`); None
         writes them straight to the layout's paths.
-      finish_in_background: flush each kept shard to disk and record it on a
-        thread while the next shard is written (a flush waits for the disk:
-        ~3.7 s over the 72 shards of an 8 GB build); `publish` waits for the
-        last one. For one process only: a writer that crosses processes
-        (Beam) finishes each shard before `write_shard` returns.
     """
     self._layout = layout
     self._skip_bad_images = skip_bad_images
     self._kept = kept
-    self._finisher = (
-        concurrent.futures.ThreadPoolExecutor(1, 'shard-flush')
-        if finish_in_background
-        else None
-    )
-    self._pending: concurrent.futures.Future[epath.Path] | None = None
 
   def kept_key(self, task: plan.ShardTask) -> tuple[str, str]:
     """The kept-shard name and plan key of `task` (see `resume`)."""
@@ -166,31 +152,15 @@ class ShardWriter:
         skipped_images=fixer.skipped,
     )
     if self._kept is not None:
-      self._finish(name, key, dataclasses.asdict(result), self._layout.companions(path))
+      self._kept.finish(
+          name, key, dataclasses.asdict(result), self._layout.companions(path)
+      )
     return result
-
-  def _finish(
-      self, name: str, key: str, result: dict[str, object], companions: list[str]
-  ) -> None:
-    """`resume.KeptShards.finish`, now or on the background thread."""
-    self.flush()
-    finish = functools.partial(self._kept.finish, name, key, result, companions)
-    if self._finisher is None:
-      finish()
-    else:
-      self._pending = self._finisher.submit(finish)
-
-  def flush(self) -> None:
-    """Waits for the kept shard being flushed, if any; raises its error."""
-    pending, self._pending = self._pending, None
-    if pending is not None:
-      pending.result()
 
   def publish(self, tasks: Sequence[plan.ShardTask]) -> None:
     """Puts the kept shards of `tasks` where the layout wants them."""
     if self._kept is None:
       return
-    self.flush()
     for task in tasks:
       name = self.kept_key(task)[0]
       destination = self._layout.shard_path(task)

@@ -354,7 +354,11 @@ def test_a_killed_build_leaves_nothing_that_looks_complete_and_resumes(
        '--manual_dir', str(manual), '--output_dir', str(output_dir),
        '--no_verify', '--validation_shards', '100', '--dali_index'],
       cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      env={**os.environ, settings.READS_IN_FLIGHT_ENV_VAR: '1'},
+      env={
+          **os.environ,
+          settings.READS_IN_FLIGHT_ENV_VAR: '1',
+          settings.SYNC_EVERY_MB_ENV_VAR: '0',  # Record each tiny shard.
+      },
   )
   deadline = time.monotonic() + 60
   while not list(kept.glob('validation-*.kept.json')):

@@ -83,8 +83,11 @@ def uninterrupted(tmp_path_factory) -> dict[str, bytes]:
 
 @pytest.fixture(autouse=True)
 def _shared_cache(tmp_path, monkeypatch):
-  """The killed build and its rerun share one verified-archives cache."""
+  """The killed build and its rerun share one verified-archives cache; every
+  finished shard is flushed and recorded at once (the dummy shards are tiny:
+  by default none would be recorded before the kill)."""
   monkeypatch.setenv(settings.CACHE_DIR_ENV_VAR, str(tmp_path / 'cache'))
+  monkeypatch.setenv(settings.SYNC_EVERY_MB_ENV_VAR, '0')
 
 
 def _killed(data_dir: Path, point: str, *flags: str, **env: str) -> dict[str, int]:
@@ -158,3 +161,13 @@ def test_a_beam_build_resumes(tmp_path, uninterrupted):
   assert rerun.returncode == 0, rerun.stderr
   assert f'resuming: {len(kept)} of 12 shards kept' in rerun.stderr
   assert _published(tmp_path) == uninterrupted
+
+
+def test_by_default_finished_shards_wait_to_be_flushed_together(tmp_path, monkeypatch):
+  # One sync per GB of finished shards: the dummy build's few KB are all
+  # still waiting when it is killed, so none is recorded, and none reused.
+  monkeypatch.delenv(settings.SYNC_EVERY_MB_ENV_VAR)
+  assert len(_killed(tmp_path, 'after-some-shards')) == 5  # Written, renamed,
+  assert not list(_kept_folder(tmp_path).glob('*.kept.json'))  # not recorded.
+  rerun = _run(tmp_path, 'none')
+  assert rerun.returncode == 0 and 'resuming' not in rerun.stderr
