@@ -74,21 +74,28 @@ class ArchiveIndex:
       yield name.decode(), int(offset), int(size)
 
   @classmethod
-  def concatenate(
-      cls, parts: Sequence[Sequence[Entry]], class_dirs: tuple[str, ...] = ()
-  ) -> ArchiveIndex:
-    """The index of `parts`, one per inner tar of `class_dirs` (or one part
-    of a flat archive, where `class_dirs` is empty)."""
-    entries = [entry for part in parts for entry in part]
-    names = np.array([name.encode() for name, _, _ in entries], dtype=np.bytes_)
-    class_ids = [
-        i if class_dirs else -1 for i, part in enumerate(parts) for _ in part
-    ]
+  def of_tar(cls, entries: Sequence[Entry], class_id: int = -1) -> ArchiveIndex:
+    """The index of one tar's (name, offset, size) entries; `class_id` is the
+    row of `class_dirs` of an inner train tar."""
     return cls(
-        names=names,
-        offsets=np.array([o for _, o, _ in entries], dtype=np.int64),
-        sizes=np.array([s for _, _, s in entries], dtype=np.int64),
-        class_ids=np.array(class_ids, dtype=np.int16),
+        names=np.array([name.encode() for name, _, _ in entries], dtype=np.bytes_),
+        offsets=np.array([offset for _, offset, _ in entries], dtype=np.int64),
+        sizes=np.array([size for _, _, size in entries], dtype=np.int64),
+        class_ids=np.full(len(entries), class_id, dtype=np.int16),
+    )
+
+  @classmethod
+  def concatenate(
+      cls, parts: Sequence[ArchiveIndex], class_dirs: tuple[str, ...] = ()
+  ) -> ArchiveIndex:
+    """One index of `parts`, whose class ids are rows of `class_dirs`."""
+    if not parts:
+      return dataclasses.replace(cls.of_tar([]), class_dirs=class_dirs)
+    return cls(
+        names=np.concatenate([p.names for p in parts]),
+        offsets=np.concatenate([p.offsets for p in parts]),
+        sizes=np.concatenate([p.sizes for p in parts]),
+        class_ids=np.concatenate([p.class_ids for p in parts]),
         class_dirs=class_dirs,
     )
 
@@ -123,14 +130,15 @@ def index_archive(
   )
   skipped.update(top_skipped)
   if not archive.nested:
-    index = ArchiveIndex.concatenate([members])
+    index = ArchiveIndex.of_tar(members)
   else:
     index_one = functools.partial(
         index_inner_tar, os.fspath(path), image_names=archive.image_names
     )
-    parts = []
-    for images, inner_skipped in (map_fn or map_on_threads)(index_one, members):
-      parts.append(images)
+    parts = []  # Columns as soon as each inner tar is read: ~40 bytes an image.
+    results = (map_fn or map_on_threads)(index_one, members)
+    for class_id, (images, inner_skipped) in enumerate(results):
+      parts.append(ArchiveIndex.of_tar(images, class_id))
       skipped.update(inner_skipped)
     class_dirs = tuple(name.removesuffix('.tar') for name, _, _ in members)
     index = ArchiveIndex.concatenate(parts, class_dirs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,9 @@ from imagenet2012_local import tar_reader
 # Bounds memory when images are large; ImageNet's average 110 KB times 64
 # reads in flight is ~7 MB.
 _MAX_BYTES_IN_FLIGHT = 64 << 20
+# Images read by one request to the threads: one ImageNet-sized image, or a
+# run of small ones (see `_chunks`).
+_CHUNK_BYTES = 64 << 10
 
 
 class _RangeReader:
@@ -69,6 +73,13 @@ class _RangeReader:
       f.close()
 
 
+@functools.cache
+def _pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+  """The process's reading threads: made once, not once per shard (the
+  classic layout's 1,152 shards would start 18,000 threads)."""
+  return concurrent.futures.ThreadPoolExecutor(threads, 'image-reads')
+
+
 def read_images(
     archive: epath.PathLike, images: Iterable[tuple[str, int, int]]
 ) -> Iterator[bytes]:
@@ -80,29 +91,53 @@ def read_images(
   archive = epath.Path(archive)
   in_flight = settings.reads_in_flight(archive)
   reader = _RangeReader(archive)
-  pool = concurrent.futures.ThreadPoolExecutor(in_flight, 'image-reads')
-  pending = collections.deque()  # (name, offset, size, future), in order.
+  pool = _pool(in_flight)
+  pending = collections.deque()  # (chunk, future of its bytes), in order.
   pending_bytes = 0
-  images = iter(images)
+  chunks = _chunks(images)
   try:
     while True:
       while len(pending) < in_flight and pending_bytes < _MAX_BYTES_IN_FLIGHT:
-        image = next(images, None)
-        if image is None:
+        chunk = next(chunks, None)
+        if chunk is None:
           break
-        pending.append((*image, pool.submit(reader.read, *image[1:])))
-        pending_bytes += image[2]
+        pending.append((chunk, pool.submit(_read_chunk, reader, chunk)))
+        pending_bytes += sum(size for _, _, size in chunk)
       if not pending:
         return
-      name, offset, size, future = pending.popleft()
-      pending_bytes -= size
-      data = future.result()
-      if len(data) != size:
-        raise _cut_off(archive, name, offset, size, len(data))
-      yield data
+      chunk, future = pending.popleft()
+      pending_bytes -= sum(size for _, _, size in chunk)
+      for (name, offset, size), data in zip(chunk, future.result()):
+        if len(data) != size:
+          raise _cut_off(archive, name, offset, size, len(data))
+        yield data
   finally:
-    pool.shutdown(wait=True, cancel_futures=True)
+    for _, future in pending:
+      future.cancel()
+    concurrent.futures.wait([future for _, future in pending])
     reader.close()
+
+
+def _chunks(
+    images: Iterable[tuple[str, int, int]],
+) -> Iterator[list[tuple[str, int, int]]]:
+  """`images` in runs of at least `_CHUNK_BYTES` (or one image): one request
+  to the threads per run, not per image. A thread hand-off costs ~20 us,
+  more than reading a tiny image from the page cache: with one per image, a
+  build of full ImageNet's 1.33 M images took twice as long."""
+  chunk, chunk_bytes = [], 0
+  for image in images:
+    chunk.append(image)
+    chunk_bytes += image[2]
+    if chunk_bytes >= _CHUNK_BYTES:
+      yield chunk
+      chunk, chunk_bytes = [], 0
+  if chunk:
+    yield chunk
+
+
+def _read_chunk(reader: _RangeReader, chunk: list[tuple[str, int, int]]) -> list[bytes]:
+  return [reader.read(offset, size) for _, offset, size in chunk]
 
 
 def _cut_off(

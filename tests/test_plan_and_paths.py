@@ -94,7 +94,12 @@ def _fake_index(classes: int, per_class: int) -> archive_index.ArchiveIndex:
   """An ImageNet-shaped index (~110 KB images); no file behind it."""
   wnids = tuple(f'n{c:08d}' for c in range(classes))
   return archive_index.ArchiveIndex.concatenate(
-      [[(f'{wnid}_{i}.JPEG', 0, 110_000) for i in range(per_class)] for wnid in wnids],
+      [
+          archive_index.ArchiveIndex.of_tar(
+              [(f'{wnid}_{i}.JPEG', 0, 110_000) for i in range(per_class)], c
+          )
+          for c, wnid in enumerate(wnids)
+      ],
       wnids,
   )
 
