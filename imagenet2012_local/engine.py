@@ -55,8 +55,8 @@ def write_all(
     planner: Planner,
     layout: shard_writer.Layout,
     skip_bad_images: bool,
+    kept: resume.KeptShards,
     map_fn: shard_writer.MapFn = map,
-    kept: resume.KeptShards | None = None,
 ) -> Written:
   """Indexes, plans and writes every split; raises before returning if any
   archive's digest is wrong.
@@ -66,10 +66,10 @@ def write_all(
     planner: plans a split's shards from its index.
     layout: names, encodes and writes the shard files.
     skip_bad_images: leave out images no decoder reads, instead of failing.
-    map_fn: runs shard writing (and the indexing of archives in cloud
-      storage); builtin `map` runs them here, one after another.
     kept: the kept-shards folder that makes the build resumable; shards are
       put at the layout's paths only once all are written and checked.
+    map_fn: runs shard writing (and the indexing of archives in cloud
+      storage); builtin `map` runs them here, one after another.
   """
   skipped_members = {split: {} for split in sources}
   checks = (source.check for source in sources.values())
@@ -86,24 +86,20 @@ def write_all(
           skipped=skipped_members[split],
       )
       tasks += planner(source, index)
-    writer = shard_writer.ShardWriter(layout, skip_bad_images, kept)
-    if kept is not None:
-      _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
+    writer = shard_writer.ShardWriter(layout, kept, skip_bad_images)
+    _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
     try:
       results = shard_writer.write_shards(
           writer, tasks, map_fn, on_result=lambda _: hasher.raise_if_failed()
       )
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     except verification.ChecksumError:
-      if kept is not None:
-        kept.remove()  # Shards of a wrong archive are worth nothing.
+      kept.remove()  # Shards of a wrong archive are worth nothing.
       raise
     except BaseException:
-      if kept is not None:
-        kept.record_finished()  # What is done is kept for the rerun.
+      kept.record_finished()  # What is done is kept for the rerun.
       raise
-  if kept is not None:
-    kept.record_finished()  # A kill while publishing keeps them too.
+  kept.record_finished()  # A kill while publishing keeps them too.
   writer.publish(tasks)
   return Written(results, skipped_members)
 

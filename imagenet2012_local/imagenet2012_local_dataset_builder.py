@@ -162,8 +162,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         engine.tfds_planner,
         tfds_layout.TfdsLayout(self, sources),
         self._skip_bad_images,
-        map_fn,
         kept,
+        map_fn,
     )
     self.info.set_splits(tfds.core.SplitDict([
         tfds_internals.split_info(

@@ -83,22 +83,21 @@ def fixed_examples(
 
 
 class ShardWriter:
-  """Writes planned shards in a layout, into a kept-shards folder if given."""
+  """Writes planned shards in a layout, through a kept-shards folder."""
 
   def __init__(
       self,
       layout: Layout,
+      kept: resume.KeptShards,
       skip_bad_images: bool = False,
-      kept: resume.KeptShards | None = None,
   ):
     """Writes in `layout`.
 
     Args:
       layout: names, encodes and writes the shard files.
-      skip_bad_images: leave out images no decoder reads, instead of failing.
       kept: where shards are written and kept until the whole build has
-        succeeded, so that an interrupted build resumes (see `resume`); None
-        writes them straight to the layout's paths.
+        succeeded, so that an interrupted build resumes (see `resume`).
+      skip_bad_images: leave out images no decoder reads, instead of failing.
     """
     self._layout = layout
     self._skip_bad_images = skip_bad_images
@@ -116,13 +115,11 @@ class ShardWriter:
     Raises:
       disk_space.DiskSpaceError: the disk filled up.
     """
-    path = self._layout.shard_path(task)
-    if self._kept is not None:
-      name, key = self.kept_key(task)
-      kept = self._kept.reusable(name, key)
-      if kept is not None:
-        return ShardResult(**kept.result)
-      path = os.fspath(self._kept.partial_path(name))
+    name, key = self.kept_key(task)
+    kept = self._kept.reusable(name, key)
+    if kept is not None:
+      return ShardResult(**kept.result)
+    path = os.fspath(self._kept.partial_path(name))
     fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
     count = 0
 
@@ -135,8 +132,7 @@ class ShardWriter:
     try:
       self._layout.write(path, records())
     except BaseException as e:
-      if self._kept is not None:  # Half a shard is of no use to a rerun.
-        epath.Path(path).unlink(missing_ok=True)
+      epath.Path(path).unlink(missing_ok=True)  # Of no use to a rerun.
       if not isinstance(e, OSError) or not disk_space.is_full_disk(e):
         raise
       # Names the dataset's folder: the shard's temporary one goes away.
@@ -151,16 +147,13 @@ class ShardWriter:
         fixed_images=fixer.fixed,
         skipped_images=fixer.skipped,
     )
-    if self._kept is not None:
-      self._kept.finish(
-          name, key, dataclasses.asdict(result), self._layout.companions(path)
-      )
+    self._kept.finish(
+        name, key, dataclasses.asdict(result), self._layout.companions(path)
+    )
     return result
 
   def publish(self, tasks: Sequence[plan.ShardTask]) -> None:
     """Puts the kept shards of `tasks` where the layout wants them."""
-    if self._kept is None:
-      return
     for task in tasks:
       name = self.kept_key(task)[0]
       destination = self._layout.shard_path(task)

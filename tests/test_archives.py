@@ -6,6 +6,7 @@ import io
 import tarfile
 
 import pytest
+from etils import epath
 
 from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
@@ -106,3 +107,14 @@ def test_a_header_with_a_wrong_checksum_is_reported(tmp_path):
 )
 def test_octal_fields(field, expected):
   assert tar_headers.octal(field) == expected
+
+
+@pytest.mark.parametrize('in_flight', [1, 2, 16])
+def test_cloud_reads_come_back_in_order(in_flight):
+  """Cloud archives are read on threads in runs; the order never changes."""
+  path = DUMMY_DIR / TRAIN_TAR
+  images = list(archive_index.index_archive(path, archive_facts.TRAIN).images())
+  images = images[::-1] + images[:3]  # Any order, repeats too.
+  expected = [path.read_bytes()[offset : offset + size] for _, offset, size in images]
+  read = image_reads._read_cloud(epath.Path(path), images, in_flight)  # pylint: disable=protected-access
+  assert [data for _, data in read] == expected
