@@ -9,7 +9,6 @@ shard; a wrong one fails the build before anything is published.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 from collections.abc import Callable, Mapping
 
@@ -77,12 +76,7 @@ def write_all(
     tasks = []
     for split, source in sources.items():
       index = source.index(
-          map_fn=functools.partial(
-              shard_writer.progress_map,
-              desc=f'Indexing {split}',
-              unit=' tars',
-              map_fn=_index_map(source.check.path, map_fn),
-          ),
+          map_fn=_index_map(source.check.path, map_fn),
           skipped=skipped_members[split],
       )
       tasks += planner(source, index)
@@ -123,12 +117,12 @@ def tfds_planner(
   return plan.plan_split(source.split, source.path, index, source.labels)
 
 
-def _index_map(archive: epath.Path, map_fn: shard_writer.MapFn) -> shard_writer.MapFn:
-  """How to map over an archive's inner tars: on `map_fn`'s workers (e.g.
-  Beam's) where `index_on_workers`, on threads here otherwise."""
-  if map_fn is not map and index_on_workers(archive):
-    return map_fn
-  return archive_index.map_on_threads
+def _index_map(
+    archive: epath.Path, map_fn: shard_writer.MapFn
+) -> shard_writer.MapFn | None:
+  """`map_fn` where its workers (e.g. Beam's) should read the inner tars'
+  headers (`index_on_workers`); None lets `archive_index` read them here."""
+  return map_fn if map_fn is not map and index_on_workers(archive) else None
 
 
 def index_on_workers(archive: epath.Path) -> bool:

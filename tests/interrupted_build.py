@@ -17,8 +17,8 @@ import sys
 import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
-from imagenet2012_local import archive_index
 from imagenet2012_local import resume
+from imagenet2012_local import tar_reader
 from imagenet2012_local import tfds_internals
 from imagenet2012_local import verification
 from tests.helpers import DUMMY_DIR
@@ -41,7 +41,7 @@ def _kill_on_call(owner, name: str, after: int = 0) -> None:
 
 
 KILL_POINTS = {
-    'indexing': lambda: _kill_on_call(archive_index, 'index_inner_tar', after=2),
+    'indexing': lambda: _kill_on_call(tar_reader, 'plain_index_steps', after=2),
     'after-some-shards': lambda: _kill_on_call(resume.KeptShards, 'finish', after=5),
     'digest-wait': lambda: _kill_on_call(verification.BackgroundHasher, 'wait'),
     'publish': lambda: _kill_on_call(resume.KeptShards, 'publish', after=3),

@@ -28,7 +28,8 @@ from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
 from tests import fake_archives
 from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
-from tests.test_tpu_export import PIPELINE_SPEC, SHARDS, export, file_records
+from tests.test_tpu_export import PIPELINE_SPEC, file_records
+from tests.test_tpu_export import exported  # noqa: F401  (a fixture: export-tpu of the same archives)
 from tests.test_tpu_export import file_names, parsed, records, shard_names
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,8 @@ SPLITS = {'train': (4, 26), 'validation': (2, 10), 'test': (2, 5)}
 
 
 def _build_dummy(output_dir: Path, cache_dir: Path) -> Path:
-  """The dummy archives built with the SHARDS counts and DALI indexes."""
+  """The dummy archives built with the SPLITS shard counts (those of the
+  `exported` fixture) and DALI indexes."""
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv(settings.CACHE_DIR_ENV_VAR, str(cache_dir))
     classic_build.build(
@@ -52,15 +54,6 @@ def _build_dummy(output_dir: Path, cache_dir: Path) -> Path:
 def classic(tmp_path_factory) -> Path:
   root = tmp_path_factory.mktemp('classic')
   return _build_dummy(root / 'out', root / 'cache')
-
-
-@pytest.fixture(scope='module')
-def exported(dummy_build, tmp_path_factory) -> Path:
-  """export-tpu of the TFDS build of the same archives, same shard counts."""
-  output_dir = tmp_path_factory.mktemp('export') / 'tpu'
-  flags = ['--splits', 'train,validation,test', '--dali_index', *SHARDS]
-  assert export(dummy_build, output_dir, *flags) == 0
-  return output_dir
 
 
 def _files(folder: Path) -> dict[str, bytes]:
