@@ -120,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
     built = build(
         manual_dir=Path(args.manual_dir),
         output_dir=Path(args.output_dir),
-        num_shards={
-            s: getattr(args, f'{s}_shards') for s in classic_layout.DEFAULT_SHARDS
-        },
+        num_shards=cli.classic_shard_counts(args),
         dali_index=args.dali_index,
         overwrite=args.overwrite,
         verify_checksums=args.verify_checksums,

@@ -80,6 +80,13 @@ def add_classic_layout_arguments(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def classic_shard_counts(args: argparse.Namespace) -> dict[str, int]:
+  """{split: files} from the flags of `add_classic_layout_arguments`."""
+  from imagenet2012_local import classic_layout  # pylint: disable=g-import-not-at-top
+
+  return {split: getattr(args, f'{split}_shards') for split in classic_layout.DEFAULT_SHARDS}
+
+
 def _positive_int(text: str) -> int:
   value = int(text)
   if value < 1:

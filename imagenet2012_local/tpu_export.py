@@ -101,10 +101,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         output_dir=Path(args.output_dir),
         splits=splits,
-        num_shards={
-            s: getattr(args, f'{s}_shards')
-            for s in classic_layout.DEFAULT_SHARDS
-        },
+        num_shards=cli.classic_shard_counts(args),
         seed=args.seed,
         dali_index=args.dali_index,
         overwrite=args.overwrite,
