@@ -10,8 +10,8 @@ local build's, byte for byte.
 Items and results travel through files in a scratch directory, one per item,
 and the pipeline's elements are only their indices, because:
 - a `beam.Create` of the items themselves would embed them in the job graph,
-  and the train split's shard assignments pickle to about 80 MB, beyond what
-  runners accept (Dataflow refuses graphs over 10 MB);
+  and the train split's shard assignments pickle to ~50 MB (numpy columns),
+  beyond what runners accept (Dataflow refuses graphs over 10 MB);
 - a Beam pipeline cannot hand a PCollection back to the program that launched
   it; its results must be written somewhere.
 The files go through `epath`, so the scratch directory may be on gs:// like the
