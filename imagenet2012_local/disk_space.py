@@ -49,7 +49,9 @@ def is_full_disk(error: OSError) -> bool:
   return error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def full_disk_error(path: str, error: OSError, output_dir: str) -> DiskSpaceError:
+def full_disk_error(
+    path: str, error: OSError, output_dir: str | os.PathLike[str]
+) -> DiskSpaceError:
   """The error for a disk that filled up while `path` was written."""
   return DiskSpaceError(errors.two_lines(
       f'The disk filled up while writing {path} ({error.strerror});'

@@ -35,12 +35,7 @@ _log = logging.getLogger(__name__)
 
 
 def _key(archive: epath.Path) -> str:
-  if paths.is_local(archive):
-    stat = os.stat(archive)
-    size, mtime = stat.st_size, stat.st_mtime_ns
-  else:
-    stat = archive.stat()
-    size, mtime = stat.length, stat.mtime
+  size, mtime = paths.size_and_mtime(archive)
   return json.dumps(
       {'archive': os.fspath(archive), 'bytes': size, 'mtime': mtime,
        'format': _FORMAT_VERSION},

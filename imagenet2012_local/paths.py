@@ -17,6 +17,16 @@ def is_local(path: epath.PathLike) -> bool:
   return '://' not in os.fspath(path)
 
 
+def size_and_mtime(path: epath.PathLike) -> tuple[int, float]:
+  """A file's size and modification time: nanoseconds for local files, so a
+  rewrite within the same second still counts as a change."""
+  if is_local(path):
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+  stat = epath.Path(path).stat()
+  return stat.length, stat.mtime
+
+
 def absolute(path: epath.PathLike) -> epath.Path:
   """Local paths made absolute (they key caches); gs:// and such as given."""
   path = epath.Path(path)

@@ -15,9 +15,9 @@ On disk, `<version dir>.interrupted-build/` (e.g.
   companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
   once the shard is flushed to disk (its own fsync, or in a one-process
-  build one `sync` per GB of finished shards): `{"plan": <hex SHA-256 of what the shard is
-  made of>, "bytes": <file size>, "mtime_ns": <file mtime>, "result":
-  <shard_writer.ShardResult fields>}`.
+  build one `sync` per GB of finished shards): `{"plan": <hex SHA-256 of
+  what the shard is made of>, "bytes": <file size>, "mtime_ns": <file mtime>,
+  "result": <shard_writer.ShardResult fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
 it when it succeeds.
 
@@ -67,14 +67,14 @@ class Kept:
 def plan_key(task: plan.ShardTask, layout: str, skip_bad_images: bool) -> str:
   """The SHA-256 of everything a shard's bytes depend on (see the module doc)."""
   digest = hashlib.sha256()
-  stat = os.stat(task.archive) if paths.is_local(task.archive) else None
+  archive_bytes, archive_mtime = paths.size_and_mtime(task.archive)
   header = {
       'format': OUTPUT_FORMAT_VERSION,
       'layout': layout,
       'skip_bad_images': skip_bad_images,
       'archive': task.archive,
-      'archive_bytes': stat.st_size if stat else epath.Path(task.archive).stat().length,
-      'archive_mtime_ns': stat.st_mtime_ns if stat else None,
+      'archive_bytes': archive_bytes,
+      'archive_mtime': archive_mtime,
       'split': task.split,
       'shard': [task.index, task.num_shards],
   }
@@ -120,7 +120,7 @@ class KeptShards:
     path = self.folder / shard_name
     try:
       record = json.loads(record_path.read_text())
-      size, mtime_ns = _size_and_mtime(path)
+      size, mtime_ns = paths.size_and_mtime(path)
     except (OSError, ValueError):
       return None
     if record.get('plan') != key or (size, mtime_ns) != (
@@ -145,7 +145,7 @@ class KeptShards:
         with open(partial, 'rb+') as f:
           os.fsync(f.fileno())
       partial.replace(os.fspath(partial).replace(f'{shard_name}.partial', shard_name))
-    size, mtime_ns = _size_and_mtime(self.folder / shard_name)
+    size, mtime_ns = paths.size_and_mtime(self.folder / shard_name)
     record = {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
     if not self._flush_in_batches:
       self._write_record(shard_name, record)
@@ -174,7 +174,7 @@ class KeptShards:
     """How many of the shards are reusable, and their bytes."""
     kept = [self.reusable(name, key) for name, key in names_and_keys]
     found = [k for k in kept if k is not None]
-    return len(found), sum(_size_and_mtime(k.path)[0] for k in found)
+    return len(found), sum(k.result['num_bytes'] for k in found)
 
   def publish(self, source: str, destination: str) -> None:
     """Puts a kept file at `destination`: a hard link where possible, so the
@@ -192,9 +192,3 @@ class KeptShards:
     """Deletes the folder: the build it served has succeeded."""
     self.folder.rmtree(missing_ok=True)
 
-
-def _size_and_mtime(path: epath.Path) -> tuple[int, int | None]:
-  if paths.is_local(path):
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns
-  return path.stat().length, None

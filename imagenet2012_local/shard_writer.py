@@ -135,10 +135,8 @@ class ShardWriter:
       epath.Path(path).unlink(missing_ok=True)  # Of no use to a rerun.
       if not isinstance(e, OSError) or not disk_space.is_full_disk(e):
         raise
-      # Names the dataset's folder: the shard's temporary one goes away.
-      raise disk_space.full_disk_error(
-          path, e, os.path.dirname(os.path.dirname(path))
-      ) from e
+      # Names the folder that holds the kept shards and the output.
+      raise disk_space.full_disk_error(path, e, self._kept.folder.parent) from e
     result = ShardResult(
         split=task.split,
         index=task.index,

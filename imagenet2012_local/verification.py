@@ -60,7 +60,7 @@ class ArchiveCheck:
 
   def __init__(self, path: str | os.PathLike[str], enabled: bool):
     self.path = paths.absolute(path)
-    self.size, self._mtime = _size_and_mtime(self.path)
+    self.size, self._mtime = paths.size_and_mtime(self.path)
     self.algorithm = 'md5'  # Which digest `update` computes: see `_verify`.
     self._hash = hashlib.md5()
     # Known copies this archive may be; empty when there is nothing to hash.
@@ -188,16 +188,6 @@ class BackgroundHasher:
     """Waits for every archive to be hashed; raises on a mismatch."""
     self._thread.join()
     self.raise_if_failed()
-
-
-def _size_and_mtime(path: epath.Path) -> tuple[int, float]:
-  """Size and modification time; nanoseconds for local files, so a rewrite
-  within the same second still counts as a change."""
-  if paths.is_local(path):
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns
-  stat = path.stat()
-  return stat.length, stat.mtime
 
 
 def _cache_file() -> Path:
