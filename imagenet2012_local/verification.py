@@ -23,8 +23,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from etils import epath
-
 from imagenet2012_local import archive_facts
 from imagenet2012_local import checksum_tables
 from imagenet2012_local import errors

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from imagenet2012_local import classic_build
 from imagenet2012_local import classic_layout
@@ -28,9 +27,9 @@ from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
 from tests import fake_archives
 from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
-from tests.test_tpu_export import PIPELINE_SPEC, file_records
+from tests.test_tpu_export import assert_records_hold_the_dataset, file_records
 from tests.test_tpu_export import exported  # noqa: F401  (a fixture: export-tpu of the same archives)
-from tests.test_tpu_export import file_names, parsed, records, shard_names
+from tests.test_tpu_export import file_names, records, shard_names
 
 _ROOT = Path(__file__).resolve().parent.parent
 SPLITS = {'train': (4, 26), 'validation': (2, 10), 'test': (2, 5)}
@@ -76,25 +75,7 @@ def test_file_names(classic):
 
 @pytest.mark.parametrize('split', list(SPLITS))
 def test_records_hold_what_the_tfds_build_holds(classic, dummy_build, split):
-  stored = read_split(dummy_build, split)
-  wnids = labels.class_names_file().read_text().split()
-  seen = []
-  for record in records(classic, split):
-    example = tf.io.parse_single_example(record, PIPELINE_SPEC)
-    values = parsed(record)
-    file_name = example['image/filename'].numpy().decode()
-    label, image = stored[file_name]
-    assert example['image/encoded'].numpy() == image
-    assert example['image/object/bbox/xmin'].values.shape == (0,)
-    if split == 'test':
-      assert (int(example['image/class/label']), values['image/class/synset']) == (-1, b'')
-    else:
-      assert int(example['image/class/label']) == label + 1
-      assert values['image/class/synset'].decode() == wnids[label]
-    height, width, _ = tf.io.decode_jpeg(image).shape
-    assert (values['image/height'], values['image/width']) == (height, width)
-    seen.append(file_name)
-  assert sorted(seen) == sorted(stored)
+  assert_records_hold_the_dataset(classic, dummy_build, split)
 
 
 @pytest.mark.parametrize('split', ['validation', 'test'])
