@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
+import itertools
 import logging
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, MutableMapping, Sequence
@@ -103,7 +104,12 @@ class ArchiveIndex:
     )
 
 
-MapFn = Callable[..., Iterable[tuple[list[Entry], dict[str, str]]]]
+# Indexes of inner tars, with the members skipped as not images ({name: why}).
+Parts = list[tuple['ArchiveIndex', dict[str, str]]]
+MapFn = Callable[..., Iterable[Parts]]
+# Inner tars per unit of work for `map_fn`: enough for `_INDEX_THREADS` walks
+# at once to stay busy, few enough to spread 1,000 of them over workers.
+_TARS_PER_ITEM = 64
 
 
 def index_archive(
@@ -118,9 +124,8 @@ def index_archive(
     path: the archive; any path `epath` opens (local, gs://, ...).
     archive: which ImageNet archive it is (nesting, image names).
     skipped: receives {member: why} for each member skipped as not an image.
-    map_fn: maps `index_inner_tar` over the inner tars, results in order, e.g.
-      on Beam workers; default: `_walk_locally` for local archives,
-      `map_on_threads` for archives in cloud storage.
+    map_fn: maps `index_inner_tars` over groups of inner tars, results in
+      order, e.g. on worker processes or Beam workers; default: here.
 
   Raises:
     tar_reader.ArchiveError: the archive is damaged or holds a member of an
@@ -136,26 +141,55 @@ def index_archive(
   if not archive.nested:
     index = ArchiveIndex.of_tar(members)
   else:
-    index_one = functools.partial(
-        index_inner_tar, os.fspath(path), image_names=archive.image_names
-    )
-    if map_fn is not None:
-      results = map_fn(index_one, members)
-    elif paths.is_local(path):
-      results = _walk_locally(path, members, archive.image_names)
+    if map_fn is None:
+      results = _index_parts(os.fspath(path), 0, members, archive.image_names)
     else:
-      results = map_on_threads(index_one, members)
-    parts = []  # Columns as soon as each inner tar is read: ~40 bytes an image.
+      groups = [
+          (first, members[first : first + _TARS_PER_ITEM])
+          for first in range(0, len(members), _TARS_PER_ITEM)
+      ]
+      index_some = functools.partial(
+          index_inner_tars, os.fspath(path), image_names=archive.image_names
+      )
+      results = itertools.chain.from_iterable(map_fn(index_some, groups))
+    parts = []
     results = tfds_internals.progress_bar(
         results, total=len(members), desc=f'Indexing {archive.split}', unit=' tars'
     )
-    for class_id, (images, inner_skipped) in enumerate(results):
-      parts.append(ArchiveIndex.of_tar(images, class_id))
+    for part, inner_skipped in results:
+      parts.append(part)
       skipped.update(inner_skipped)
     class_dirs = tuple(name.removesuffix('.tar') for name, _, _ in members)
     index = ArchiveIndex.concatenate(parts, class_dirs)
   _finish(path, archive.image_names, len(index), skipped)
   return index
+
+
+def index_inner_tars(
+    path: str,
+    first_and_tars: tuple[int, Sequence[Entry]],
+    image_names: archive_facts.Naming = archive_facts.TRAIN_IMAGES,
+) -> Parts:
+  """The index of each of some `<wnid>.tar` members of the train archive,
+  and the members each skipped as not images; `first` is the first tar's
+  place among all (its class id). A unit of work for `map_fn`."""
+  first, inner_tars = first_and_tars
+  return list(_index_parts(path, first, inner_tars, image_names))
+
+
+def _index_parts(
+    path: str, first: int, inner_tars: Sequence[Entry], image_names: archive_facts.Naming
+) -> Iterator[tuple[ArchiveIndex, dict[str, str]]]:
+  """`index_inner_tars`, each as soon as it is read."""
+  if paths.is_local(path):
+    walks = _walk_locally(epath.Path(path), inner_tars, image_names)
+  else:
+    walks = map_on_threads(
+        functools.partial(index_inner_tar, path, image_names=image_names), inner_tars
+    )
+  for i, (images, inner_skipped) in enumerate(walks):
+    # Columns as soon as each inner tar is read: ~40 bytes an image.
+    yield ArchiveIndex.of_tar(images, first + i), inner_skipped
 
 
 def _walk_locally(

@@ -178,10 +178,10 @@ def build(
   )
   if not settings.resume(resume):
     kept.remove()
-  with publish.staged(output_dir, overwrite) as staging:
+  with engine.local_map() as map_fn, publish.staged(output_dir, overwrite) as staging:
     layout = classic_layout.ClassicLayout(staging, class_names, dali_index)
     written = engine.write_all(
-        sources, planner, layout, skip_bad_images, kept=kept
+        sources, planner, layout, skip_bad_images, kept, map_fn
     )
   kept.remove()
   for stale in output_dir.parent.glob(f'{output_dir.name}.incomplete-*'):

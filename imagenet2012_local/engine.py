@@ -8,9 +8,10 @@ shard; a wrong one fails the build before anything is published.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from etils import epath
 
@@ -18,9 +19,11 @@ from imagenet2012_local import archive_index
 from imagenet2012_local import paths
 from imagenet2012_local import plan
 from imagenet2012_local import resume
+from imagenet2012_local import settings
 from imagenet2012_local import shard_writer
 from imagenet2012_local import split_sources
 from imagenet2012_local import verification
+from imagenet2012_local import worker_pool
 
 # Plans one split from its source and index: e.g. `plan.plan_split`'s TFDS
 # shard policy, or the classic layout's fixed shard counts.
@@ -67,8 +70,9 @@ def write_all(
     skip_bad_images: leave out images no decoder reads, instead of failing.
     kept: the kept-shards folder that makes the build resumable; shards are
       put at the layout's paths only once all are written and checked.
-    map_fn: runs shard writing (and the indexing of archives in cloud
-      storage); builtin `map` runs them here, one after another.
+    map_fn: runs shard writing and, on worker processes or for archives in
+      cloud storage, indexing (`_index_map`); builtin `map` runs them here,
+      one after another.
   """
   skipped_members = {split: {} for split in sources}
   checks = (source.check for source in sources.values())
@@ -82,10 +86,13 @@ def write_all(
       tasks += planner(source, index)
     writer = shard_writer.ShardWriter(layout, kept, skip_bad_images)
     _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
+
+    def on_result(task: plan.ShardTask, result: shard_writer.ShardResult) -> None:
+      kept.add_finished(*writer.kept_key(task), dataclasses.asdict(result))
+      hasher.raise_if_failed()
+
     try:
-      results = shard_writer.write_shards(
-          writer, tasks, map_fn, on_result=lambda _: hasher.raise_if_failed()
-      )
+      results = shard_writer.write_shards(writer, tasks, map_fn, on_result)
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     except verification.ChecksumError:
       kept.remove()  # Shards of a wrong archive are worth nothing.
@@ -117,12 +124,29 @@ def tfds_planner(
   return plan.plan_split(source.split, source.path, index, source.labels)
 
 
+@contextlib.contextmanager
+def local_map() -> Iterator[shard_writer.MapFn]:
+  """What runs a build's units of work without Beam: `settings.workers()`
+  worker processes (`worker_pool`), or builtin `map` if that is 1."""
+  workers = settings.workers()
+  if workers == 1:
+    yield map
+    return
+  with worker_pool.WorkerPool(workers) as pool:
+    yield pool
+
+
 def _index_map(
     archive: epath.Path, map_fn: shard_writer.MapFn
 ) -> shard_writer.MapFn | None:
-  """`map_fn` where its workers (e.g. Beam's) should read the inner tars'
-  headers (`index_on_workers`); None lets `archive_index` read them here."""
-  return map_fn if map_fn is not map and index_on_workers(archive) else None
+  """`map_fn` where it should read the inner tars' headers: worker processes
+  always, Beam's where `index_on_workers`; None: `archive_index` reads them
+  here."""
+  if map_fn is map:
+    return None
+  if isinstance(map_fn, worker_pool.WorkerPool) or index_on_workers(archive):
+    return map_fn
+  return None
 
 
 def index_on_workers(archive: epath.Path) -> bool:

@@ -135,26 +135,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               download_config.beam_options,
               self.data_path / '_beam_scratch',
           ),
+          on_beam=True,
       )
     else:
       path = 'sharded'
-      logging.info('Build path: sharded (shards written here, in one process).')
-      self._generate_shards(self._split_sources(dl_manager))
+      workers = settings.workers()
+      logging.info('Build path: sharded (shards written by %d process(es)).', workers)
+      with engine.local_map() as map_fn:
+        self._generate_shards(self._split_sources(dl_manager), map_fn)
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
+    if path == 'sharded':
+      stats['workers'] = workers
     (self.data_path / paths.BUILD_STATS_FILE).write_text(json.dumps(stats))
 
   def _generate_shards(
       self,
       sources: Mapping[str, split_sources.SplitSource],
       map_fn: shard_writer.MapFn = map,
+      on_beam: bool = False,
   ) -> None:
     """The sharded path: shards written once each, digests computed alongside.
 
     Args:
       sources: the splits to build.
       map_fn: runs shard writing (see `engine.write_all`).
+      on_beam: `map_fn` is a Beam pipeline.
     """
-    kept = self._kept_shards(flush_in_batches=map_fn is map)
+    # Beam hands results back only at the end: its workers record shards.
+    kept = self._kept_shards(flush_in_batches=not on_beam)
     if not self._resume:
       kept.remove()
     written = engine.write_all(

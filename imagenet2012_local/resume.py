@@ -14,8 +14,8 @@ On disk, `<version dir>.interrupted-build/` (e.g.
 - `<shard file name>`: a finished shard, renamed from `.partial`, and its
   companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
-  once the shard is flushed to disk (its own fsync, or in a one-process
-  build one `sync` per GB of finished shards): `{"plan": <hex SHA-256 of
+  once the shard is flushed to disk (its own fsync on Beam workers, or
+  one `sync` per GB of finished shards in other builds): `{"plan": <hex SHA-256 of
   what the shard is made of>, "bytes": <file size>, "mtime_ns": <file mtime>,
   "result": <shard_writer.ShardResult fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
@@ -95,8 +95,10 @@ class KeptShards:
       folder: where shards are kept.
       flush_in_batches: flush finished shards to disk together, with one
         `sync` once `settings.sync_every_bytes()` of them wait, and record
-        them then, instead of one flush per shard; for builds in one process
-        (`record_finished` must run before the process ends).
+        them then, instead of one flush per shard; for builds whose shard
+        results reach the build's process as each shard is finished (in it,
+        or on its `worker_pool`), which calls `add_finished` for each and
+        `record_finished` before it ends.
     """
     self.folder = epath.Path(folder)
     self._flush_in_batches = flush_in_batches
@@ -138,22 +140,34 @@ class KeptShards:
       companions: Sequence[str] = (),
   ) -> None:
     """Renames the finished `.partial` shard (and its `.partial` companions,
-    e.g. an index written beside it), and records it once it is on disk."""
+    e.g. an index written beside it). Flushes and records it too, unless
+    shards are flushed in batches: then `add_finished` records it, in the
+    build's own process, wherever the shard was written."""
     partials = [self.folder / f'{shard_name}.partial', *map(epath.Path, companions)]
     for partial in partials:
       if not self._flush_in_batches and paths.is_local(partial):
         with open(partial, 'rb+') as f:
           os.fsync(f.fileno())
       partial.replace(os.fspath(partial).replace(f'{shard_name}.partial', shard_name))
-    size, mtime_ns = paths.size_and_mtime(self.folder / shard_name)
-    record = {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
     if not self._flush_in_batches:
-      self._write_record(shard_name, record)
+      self._write_record(shard_name, self._record(shard_name, key, result))
+
+  def add_finished(self, shard_name: str, key: str, result: dict[str, object]) -> None:
+    """Records a shard `finish` renamed, once it is flushed with others
+    (batches only; a reused kept shard is recorded already)."""
+    if not self._flush_in_batches or self.reusable(shard_name, key):
       return
+    record = self._record(shard_name, key, result)
     self._unrecorded.append((shard_name, record))
-    self._unrecorded_bytes += size
+    self._unrecorded_bytes += record['bytes']
     if self._unrecorded_bytes >= self._sync_every:  # Always, if it is 0.
       self.record_finished()
+
+  def _record(
+      self, shard_name: str, key: str, result: dict[str, object]
+  ) -> dict[str, object]:
+    size, mtime_ns = paths.size_and_mtime(self.folder / shard_name)
+    return {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
 
   def record_finished(self) -> None:
     """Flushes the finished, unrecorded shards to disk, then records them."""

@@ -182,13 +182,14 @@ def write_shards(
     writer: ShardWriter,
     tasks: Sequence[plan.ShardTask],
     map_fn: MapFn = map,
-    on_result: Callable[[ShardResult], None] = lambda result: None,
+    on_result: Callable[[plan.ShardTask, ShardResult], None] = lambda *_: None,
 ) -> list[ShardResult]:
-  """Writes all shards through `map_fn`; `on_result` runs after each one."""
+  """Writes all shards through `map_fn`; `on_result(task, result)` runs here
+  after each one, in task order."""
   results = []
-  for result in progress_map(
+  for task, result in zip(tasks, progress_map(
       writer.write_shard, tasks, 'Writing shards', ' shards', map_fn
-  ):
+  )):
     results.append(result)
-    on_result(result)
+    on_result(task, result)
   return results

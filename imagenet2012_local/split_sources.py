@@ -55,7 +55,7 @@ class SplitSource:
 
     Args:
       skipped: receives {member: why} for each member that is not an image.
-      map_fn: maps over train's inner tars (`archive_index.index_archive`).
+      map_fn: maps over groups of train's inner tars (`archive_index.index_archive`).
     """
     remembered = index_cache.load(self.check.path)
     if remembered is not None:

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 import imagenet2012_local  # noqa: F401  (registers the builder)
 from imagenet2012_local import archive_facts
 from imagenet2012_local import resume
+from imagenet2012_local import settings
 from imagenet2012_local import tfrecords
 from tests import fake_archives
 
@@ -140,7 +141,9 @@ def manual_dir_holding(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-  """Every shard write fails as on a full disk (ENOSPC)."""
+  """Every shard write fails as on a full disk (ENOSPC); the build runs in
+  one process, so that the patch applies where shards are written."""
+  monkeypatch.setenv(settings.WORKERS_ENV_VAR, '1')
 
   def write(self, record):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -1,7 +1,7 @@
 """Runs a build of the dummy archives that kills itself (SIGKILL) at a chosen
 point, for the resume tests: `python -m tests.interrupted_build DATA_DIR POINT`.
 
-POINT is one of `KILL_POINTS`, or `none` for a build that runs to the end.
+POINT is one of `KILL_POINTS` or `KILL_POINTS_WHERE_WRITTEN`, or `none` for a build that runs to the end.
 Every split is dealt into `SHARDS` shards (at most one per image), so a kill
 can fall between shards of a split. $MANUAL_DIR overrides the archives'
 folder (default: the bundled dummy data); further arguments are Beam
@@ -40,11 +40,21 @@ def _kill_on_call(owner, name: str, after: int = 0) -> None:
   setattr(owner, name, dying)
 
 
+# Each in the build's own process, so that they hold with worker processes
+# ($IMAGENET2012_LOCAL_WORKERS) too.
 KILL_POINTS = {
-    'indexing': lambda: _kill_on_call(tar_reader, 'plain_index_steps', after=2),
-    'after-some-shards': lambda: _kill_on_call(resume.KeptShards, 'finish', after=5),
+    # The second archive's member list (the first is train's).
+    'indexing': lambda: _kill_on_call(tar_reader, 'index_tar', after=1),
+    # As the sixth shard's result arrives, before it is recorded.
+    'after-some-shards': lambda: _kill_on_call(resume.KeptShards, 'add_finished', after=5),
     'digest-wait': lambda: _kill_on_call(verification.BackgroundHasher, 'wait'),
     'publish': lambda: _kill_on_call(resume.KeptShards, 'publish', after=3),
+}
+
+# Where shards are written: only in a build in one process, or on Beam's
+# in-memory runner.
+KILL_POINTS_WHERE_WRITTEN = {
+    'sixth-shard-finishing': lambda: _kill_on_call(resume.KeptShards, 'finish', after=5),
 }
 
 
@@ -52,7 +62,7 @@ def main(data_dir: str, point: str, *beam_flags: str) -> None:
   # TFDS's own policy gives the dummy data one shard per split.
   tfds_internals.number_of_shards = lambda total_bytes, n: min(SHARDS, n)
   if point != 'none':
-    KILL_POINTS[point]()
+    {**KILL_POINTS, **KILL_POINTS_WHERE_WRITTEN}[point]()
   config = tfds.download.DownloadConfig(
       manual_dir=os.environ.get('MANUAL_DIR', DUMMY_DIR),
       beam_options=(

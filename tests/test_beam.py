@@ -116,7 +116,7 @@ def test_cloud_archives_are_indexed_on_the_workers(
           manual_dir=DUMMY_DIR, beam_options=IN_PROCESS
       )
   )
-  assert pipelines == ['index_inner_tar'] * on_workers + ['write_shard']
+  assert pipelines == ['index_inner_tars'] * on_workers + ['write_shard']
   _assert_same_dataset(tmp_path, dummy_build)
 
 

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import archive_index
 from imagenet2012_local import plan
+from imagenet2012_local import settings
 from imagenet2012_local import verification
 from tests.helpers import DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 
@@ -65,7 +66,11 @@ def test_standard_path_also_fails_on_a_wrong_md5(tmp_path):
     _standard_build(manual, tmp_path / 'data')
 
 
-def test_two_builds_are_byte_identical(dummy_build, tmp_path):
+@pytest.mark.parametrize('workers', ['1', '3'])
+def test_builds_are_byte_identical_with_any_number_of_workers(
+    dummy_build, tmp_path, monkeypatch, workers
+):
+  monkeypatch.setenv(settings.WORKERS_ENV_VAR, workers)
   build(DUMMY_DIR, tmp_path)
   files = _files(tmp_path)
   assert files == _files(dummy_build)

@@ -1,0 +1,182 @@
+"""Worker processes on this machine for a build without Beam.
+
+One process keeps one core busy with Python and system calls while the disk
+could take more: a cold 8 GB build on 2 cores wrote its shards in 19.4 s in
+one process and in 13.5 s with two workers; full ImageNet's image count,
+warm, in 50.7 s and 28.6 s. So a build hands its units of work (groups of
+inner tars to index, shards to write) to `WorkerPool`, whose `map` has
+builtin `map`'s signature and returns results in item order: the output is
+the same, byte for byte, with any number of workers.
+
+The workers are plain Python processes running `work`, not
+`multiprocessing`'s: those import the launching program's main module again,
+and under the `tfds` CLI that imports TensorFlow (~6 s and ~700 MB per
+worker); these import this package only (~0.6 s, ~70 MB).
+
+Protocol, over two pipes per worker with `multiprocessing.connection`'s
+framing (pickles): the build sends `(function, item)`; the worker answers
+`(True, result)` or `(False, exception, its traceback as text)`. A worker
+exits when its pipe closes, is killed when the build's process dies
+(PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the build's process stops it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing import connection
+from typing import TypeVar
+
+from imagenet2012_local import errors
+
+_T = TypeVar('_T')
+_R = TypeVar('_R')
+_PR_SET_PDEATHSIG = 1  # From <sys/prctl.h>.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What a worker process runs (`python -m` of this module would import it twice).
+_WORKER_CODE = f'import sys; from {__name__} import work; work(sys.argv[1:])'
+
+
+class WorkerDiedError(errors.Imagenet2012LocalError, RuntimeError):
+  """A worker process ended without answering."""
+
+
+class _Worker:
+  """One worker process and the two ends of its pipes."""
+
+  def __init__(self):
+    to_worker, from_build = os.pipe()
+    to_build, from_worker = os.pipe()
+    env = dict(os.environ)
+    # The workers import the very copy of this package the build runs.
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (_PACKAGE_ROOT, env.get('PYTHONPATH')) if p
+    )
+    self.process = subprocess.Popen(
+        [sys.executable, '-c', _WORKER_CODE, str(to_worker), str(from_worker), str(os.getpid())],
+        pass_fds=(to_worker, from_worker),
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(to_worker)
+    os.close(from_worker)
+    self.requests = connection.Connection(from_build, readable=False)
+    self.answers = connection.Connection(to_build, writable=False)
+
+  def answer(self) -> object:
+    """The result of the item it was sent; raises the item's exception."""
+    try:
+      answer = self.answers.recv()
+    except EOFError:
+      code = self.process.wait()
+      raise WorkerDiedError(errors.two_lines(
+          f'A worker process of the build ended (exit status {code}; -9 is'
+          ' a kill, e.g. for lack of memory) before it finished its work',
+          'Run the build again: it resumes. If it happens again, set'
+          ' IMAGENET2012_LOCAL_WORKERS=1 to build in one process.',
+      )) from None
+    if answer[0]:
+      return answer[1]
+    _, exception, remote_traceback = answer
+    exception.add_note(f'In a worker process:\n{remote_traceback}')
+    raise exception
+
+  def stop(self, kill: bool) -> None:
+    self.requests.close()  # The worker exits when its pipe closes.
+    if kill:
+      self.process.kill()
+    self.process.wait()
+    self.answers.close()
+
+
+class WorkerPool:
+  """`map` on worker processes: `with WorkerPool(n) as pool: pool(fn, items)`.
+
+  `fn`, the items and the results must pickle, and `fn` must be importable
+  from this package (e.g. a method of a class defined in it).
+  """
+
+  def __init__(self, workers: int):
+    """Starts `workers` processes (they import this package meanwhile)."""
+    self._workers = [_Worker() for _ in range(workers)]
+
+  def __enter__(self) -> WorkerPool:
+    return self
+
+  def __exit__(self, exc_type, *_) -> None:
+    self.close(kill=exc_type is not None)
+
+  def close(self, kill: bool = False) -> None:
+    """Stops the workers; `kill`: at once, even those still busy (what they
+    were writing is deleted or rewritten by the next build)."""
+    for worker in self._workers:
+      worker.stop(kill)
+    self._workers = []
+
+  def __call__(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+    """`fn` of each item, on the workers; results in item order."""
+    if not self._workers:
+      raise ValueError('the worker pool is closed')
+    pending = enumerate(items)
+    idle = list(self._workers)
+    busy: dict[connection.Connection, tuple[_Worker, int]] = {}
+    done: dict[int, _R] = {}
+    next_result = 0
+    try:
+      while True:
+        while idle and (item := next(pending, None)) is not None:
+          worker = idle.pop()
+          worker.requests.send((fn, item[1]))
+          busy[worker.answers] = (worker, item[0])
+        if next_result in done:
+          yield done.pop(next_result)
+          next_result += 1
+        elif not busy:
+          return
+        else:
+          for answers in connection.wait(list(busy)):
+            worker, index = busy.pop(answers)
+            done[index] = worker.answer()
+            idle.append(worker)
+    finally:
+      if busy:  # Given up midway: answers still due would confuse a next call.
+        self.close(kill=True)
+
+
+def _serve(requests: connection.Connection, answers: connection.Connection) -> None:
+  """A worker's loop: runs each (function, item) received until the pipe closes."""
+  while True:
+    try:
+      fn, item = requests.recv()
+    except EOFError:
+      return
+    try:
+      answer = (True, fn(item))
+    except BaseException as e:  # pylint: disable=broad-except
+      answer = (False, e, traceback.format_exc())
+    try:
+      answers.send(answer)
+    except Exception as e:  # pylint: disable=broad-except
+      # An exception or result that does not pickle: say what it was.
+      answers.send((False, RuntimeError(f'{answer[1:2]!r:.2000}'), repr(e)))
+
+
+def work(argv: list[str]) -> None:
+  """A worker process's life: `argv` holds its pipes' descriptors and the
+  build's process id."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the build stops us.
+  requests_fd, answers_fd, build_pid = map(int, argv)
+  if sys.platform.startswith('linux'):
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+  if os.getppid() != build_pid:  # The build died before the line above.
+    return
+  _serve(
+      connection.Connection(requests_fd, writable=False),
+      connection.Connection(answers_fd, readable=False),
+  )
+
