@@ -73,7 +73,8 @@ def jpeg_segments(data: bytes) -> Iterator[JpegSegment]:
     return
   yield JpegSegment(_JPEG_START[1], 0, len(_JPEG_START))
   pos = len(_JPEG_START)
-  while pos + 4 <= len(data):
+  end_of_data = len(data)
+  while pos + 4 <= end_of_data:
     if data[pos] != 0xFF:
       return
     marker = data[pos + 1]
@@ -84,7 +85,7 @@ def jpeg_segments(data: bytes) -> Iterator[JpegSegment]:
       yield JpegSegment(marker, pos, pos + 2)
       pos += 2
       continue
-    end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], 'big')
+    end = pos + 2 + (data[pos + 2] << 8 | data[pos + 3])
     yield JpegSegment(marker, pos, end)
     if marker == START_OF_SCAN:
       return
@@ -93,17 +94,16 @@ def jpeg_segments(data: bytes) -> Iterator[JpegSegment]:
 
 def read_jpeg_header(data: bytes) -> JpegHeader | None:
   """Parses the start-of-frame segment; None when `data` is not a JPEG we can parse."""
-  for segment in jpeg_segments(data):
-    if segment.marker in _START_OF_FRAME:
-      pos = segment.start
+  for marker, pos, _ in jpeg_segments(data):
+    if marker in _START_OF_FRAME:
       if pos + 10 > len(data):
         return None
       return JpegHeader(
-          height=int.from_bytes(data[pos + 5 : pos + 7], 'big'),
-          width=int.from_bytes(data[pos + 7 : pos + 9], 'big'),
+          height=data[pos + 5] << 8 | data[pos + 6],
+          width=data[pos + 7] << 8 | data[pos + 8],
           components=data[pos + 9],
       )
-    if segment.marker == START_OF_SCAN:  # Scan before any frame header: malformed.
+    if marker == START_OF_SCAN:  # Scan before any frame header: malformed.
       return None
   return None
 
