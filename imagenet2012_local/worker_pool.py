@@ -17,7 +17,8 @@ Protocol, over two pipes per worker with `multiprocessing.connection`'s
 framing (pickles): the build sends `(function, item)`; the worker answers
 `(True, result)` or `(False, exception, its traceback as text)`. A worker
 exits when its pipe closes, is killed when the build's process dies
-(PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the build's process stops it.
+(PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the build's process stops it,
+letting it finish the item it holds, so nothing is left half-written.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from imagenet2012_local import errors
 _T = TypeVar('_T')
 _R = TypeVar('_R')
 _PR_SET_PDEATHSIG = 1  # From <sys/prctl.h>.
+# How long a stopping worker may take to finish its item (a full ImageNet
+# shard takes ~1 s) before it is killed.
+_STOP_SECONDS = 120
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a worker process runs (`python -m` of this module would import it twice).
 _WORKER_CODE = f'import sys; from {__name__} import work; work(sys.argv[1:])'
@@ -86,11 +90,14 @@ class _Worker:
     exception.add_note(f'In a worker process:\n{remote_traceback}')
     raise exception
 
-  def stop(self, kill: bool) -> None:
-    self.requests.close()  # The worker exits when its pipe closes.
-    if kill:
+  def stop(self) -> None:
+    """Lets the worker finish its item, then exit (its pipe closes)."""
+    self.requests.close()
+    try:
+      self.process.wait(_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
       self.process.kill()
-    self.process.wait()
+      self.process.wait()
     self.answers.close()
 
 
@@ -108,14 +115,14 @@ class WorkerPool:
   def __enter__(self) -> WorkerPool:
     return self
 
-  def __exit__(self, exc_type, *_) -> None:
-    self.close(kill=exc_type is not None)
+  def __exit__(self, *exc_info) -> None:
+    self.close()
 
-  def close(self, kill: bool = False) -> None:
-    """Stops the workers; `kill`: at once, even those still busy (what they
-    were writing is deleted or rewritten by the next build)."""
+  def close(self) -> None:
+    """Stops the workers once each has finished its item, so that nothing
+    is left half-written (a shard that fails deletes its own)."""
     for worker in self._workers:
-      worker.stop(kill)
+      worker.stop()
     self._workers = []
 
   def __call__(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
@@ -145,7 +152,7 @@ class WorkerPool:
             idle.append(worker)
     finally:
       if busy:  # Given up midway: answers still due would confuse a next call.
-        self.close(kill=True)
+        self.close()
 
 
 def _serve(requests: connection.Connection, answers: connection.Connection) -> None:
