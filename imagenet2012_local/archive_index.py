@@ -161,6 +161,7 @@ def index_archive(
       skipped.update(inner_skipped)
     class_dirs = tuple(name.removesuffix('.tar') for name, _, _ in members)
     index = ArchiveIndex.concatenate(parts, class_dirs)
+    parts.clear()  # Their memory is given back by the caller (`engine`).
   _finish(path, archive.image_names, len(index), skipped)
   return index
 

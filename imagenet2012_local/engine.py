@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from etils import epath
 
 from imagenet2012_local import archive_index
+from imagenet2012_local import memory
 from imagenet2012_local import paths
 from imagenet2012_local import plan
 from imagenet2012_local import resume
@@ -83,7 +84,9 @@ def write_all(
           map_fn=_index_map(source.check.path, map_fn),
           skipped=skipped_members[split],
       )
+      memory.release_freed_heap()  # Indexing's and the index cache's buffers.
       tasks += planner(source, index)
+    memory.release_freed_heap()  # The planning's.
     writer = shard_writer.ShardWriter(layout, kept, skip_bad_images)
     _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
 

@@ -85,7 +85,7 @@ def test_sorted_by_file_name_across_shards(classic, split):
 
 
 def test_train_is_in_the_tfds_builds_seeded_order(classic, dummy_build):
-  # The TFDS build's shards, read in order, hold plan.shuffled_by_name's order.
+  # The TFDS build's shards, read in order, hold plan.shuffled_rows' order.
   assert file_names(classic, 'train') == list(read_split(dummy_build, 'train'))
 
 
