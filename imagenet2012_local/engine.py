@@ -87,7 +87,7 @@ def write_all(
       memory.release_freed_heap()  # Indexing's and the index cache's buffers.
       tasks += planner(source, index)
     memory.release_freed_heap()  # The planning's.
-    writer = shard_writer.ShardWriter(layout, kept, skip_bad_images)
+    writer = shard_writer.ShardWriter(layout, kept, skip_bad_images, tasks)
     _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
 
     def on_result(task: plan.ShardTask, result: shard_writer.ShardResult) -> None:

@@ -90,23 +90,31 @@ class ShardWriter:
       self,
       layout: Layout,
       kept: resume.KeptShards,
-      skip_bad_images: bool = False,
+      skip_bad_images: bool,
+      tasks: Sequence[plan.ShardTask],
   ):
-    """Writes in `layout`.
+    """Writes the shards of `tasks` in `layout`.
 
     Args:
       layout: names, encodes and writes the shard files.
       kept: where shards are written and kept until the whole build has
         succeeded, so that an interrupted build resumes (see `resume`).
       skip_bad_images: leave out images no decoder reads, instead of failing.
+      tasks: every shard this writer may write; their file names are taken
+        here, so that a layout need not name shards where they are written
+        (the TFDS layout's names take TFDS, which workers need not import).
     """
     self._layout = layout
     self._skip_bad_images = skip_bad_images
     self._kept = kept
+    self._names = {
+        (task.split, task.index): os.path.basename(layout.shard_path(task))
+        for task in tasks
+    }
 
   def kept_key(self, task: plan.ShardTask) -> tuple[str, str]:
     """The kept-shard name and plan key of `task` (see `resume`)."""
-    name = os.path.basename(self._layout.shard_path(task))
+    name = self._names[task.split, task.index]
     return name, resume.plan_key(task, self._layout.identity, self._skip_bad_images)
 
   def write_shard(self, task: plan.ShardTask) -> ShardResult:

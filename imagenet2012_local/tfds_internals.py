@@ -5,6 +5,10 @@ names, writers and progress bars. None of that is public API; each use is a
 small function here, and `tests/test_tfds_internals.py` pins what each relies
 on, so a TFDS upgrade that changes one fails there, loudly, in one place
 (hence the `<4.10` pin in setup.cfg until a newer release is checked).
+
+TFDS is imported by the functions that use it, not by this module: worker
+processes (`worker_pool`) import modules that use this one but call none of
+it, and TFDS would cost each ~16 MB of memory.
 """
 
 from __future__ import annotations
@@ -14,20 +18,22 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from etils import epath
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core import naming
-from tensorflow_datasets.core import splits as splits_lib
-from tensorflow_datasets.core import writer as writer_lib
-from tensorflow_datasets.core.utils import shard_utils
-from tensorflow_datasets.core.utils import tqdm_utils
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.core import naming
+  from tensorflow_datasets.core import splits as splits_lib
+  from tensorflow_datasets.core import writer as writer_lib
 
 _T = TypeVar('_T')
 
-ExampleWriter = writer_lib.ExampleWriter
 
 
 def number_of_shards(total_bytes: int, num_examples: int) -> int:
   """The shard count TFDS gives a split of this size (~1 GB or fewer a shard)."""
+  from tensorflow_datasets.core.utils import shard_utils  # pylint: disable=g-import-not-at-top
+
   return shard_utils.ShardConfig.calculate_number_shards(
       total_size=total_bytes, num_examples=num_examples
   )
@@ -35,6 +41,8 @@ def number_of_shards(total_bytes: int, num_examples: int) -> int:
 
 def shard_bounds(num_examples: int, num_shards: int) -> list[tuple[int, int]]:
   """[start, end) of each shard's examples, as TFDS deals them."""
+  from tensorflow_datasets.core.utils import shard_utils  # pylint: disable=g-import-not-at-top
+
   ends = list(shard_utils.get_shard_boundaries(num_examples, num_shards))
   return list(zip([0, *ends], ends))
 
@@ -53,7 +61,7 @@ def shard_path(
   return os.fspath(template.sharded_filepath(shard_index=index, num_shards=num_shards))
 
 
-def example_writer(builder: tfds.core.GeneratorBasedBuilder) -> ExampleWriter:
+def example_writer(builder: tfds.core.GeneratorBasedBuilder) -> writer_lib.ExampleWriter:
   """The builder's writer of its file format (TFRecord, ArrayRecord, ...)."""
   return builder._example_writer()  # pylint: disable=protected-access
 
@@ -65,6 +73,8 @@ def split_info(
     num_bytes: int,
 ) -> splits_lib.SplitInfo:
   """The SplitInfo of a split written as TFDS would have written it."""
+  from tensorflow_datasets.core import splits as splits_lib  # pylint: disable=g-import-not-at-top
+
   return splits_lib.SplitInfo(
       name=split,
       shard_lengths=list(shard_lengths),
@@ -80,8 +90,9 @@ def manual_dir_as_given(dl_manager: tfds.download.DownloadManager) -> str:
 
 def progress_bar(iterable: Iterable[_T] | None = None, **kwargs):
   """TFDS's progress bar (a tqdm): the one `tfds build` shows or hides."""
-  return tqdm_utils.tqdm(iterable, **{'leave': False, **kwargs})
+  from tensorflow_datasets.core.utils import tqdm_utils  # pylint: disable=g-import-not-at-top
 
+  return tqdm_utils.tqdm(iterable, **{'leave': False, **kwargs})
 
 
 def stale_incomplete_dirs(version_dir: epath.Path) -> list[epath.Path]:

@@ -11,13 +11,17 @@ which TFDS renames when the build is done). TFRecord shards are framed by
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-
-import tensorflow_datasets as tfds
+from typing import TYPE_CHECKING
 
 from imagenet2012_local import example_encoding
 from imagenet2012_local import plan
 from imagenet2012_local import tfds_internals
 from imagenet2012_local import tfrecords
+
+if TYPE_CHECKING:
+  import tensorflow_datasets as tfds
+
+_TFRECORD = 'tfrecord'  # tfds.core.FileFormat.TFRECORD.value
 
 
 class TfdsLayout:
@@ -29,7 +33,16 @@ class TfdsLayout:
         split: tfds_internals.filename_template(builder, split) for split in splits
     }
     self._writer = tfds_internals.example_writer(builder)
-    self.identity = f'tfds {builder.name} {builder.version} {self._writer.file_format.value}'
+    self._file_format = self._writer.file_format.value
+    self.identity = f'tfds {builder.name} {builder.version} {self._file_format}'
+
+  def __getstate__(self) -> dict[str, object]:
+    # Workers are given their shards' names (`shard_writer.ShardWriter`) and
+    # frame TFRecords themselves: without TFDS's objects they import no TFDS.
+    state = dict(self.__dict__, _templates=None)
+    if self._file_format == _TFRECORD:
+      state['_writer'] = None
+    return state
 
   def shard_path(self, task: plan.ShardTask) -> str:
     return tfds_internals.shard_path(
@@ -40,7 +53,7 @@ class TfdsLayout:
     return example_encoding.serialize(image, label, file_name)
 
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
-    if self._writer.file_format == tfds.core.FileFormat.TFRECORD:
+    if self._file_format == _TFRECORD:
       tfrecords.write(path, (record for _, record in records))
     else:
       self._writer.write(path, records)

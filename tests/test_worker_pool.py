@@ -105,3 +105,23 @@ def test_workers_die_with_the_build():
   while _processes_with(marker) and time.monotonic() < deadline:
     time.sleep(0.1)
   assert _processes_with(marker) == []
+
+
+def _imports_tfds(layout, _) -> bool:
+  del layout  # Unpickled by now, which is what counts.
+  return 'tensorflow_datasets' in sys.modules
+
+
+def test_workers_take_a_tfds_layout_without_importing_tfds(tmp_path):
+  # TFDS would cost each worker ~16 MB; the module imports it only here,
+  # so that the worker, which imports this module, does not.
+  import functools  # pylint: disable=g-import-not-at-top
+
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  from imagenet2012_local import tfds_layout  # pylint: disable=g-import-not-at-top
+
+  builder = tfds.builder('imagenet2012_local', data_dir=tmp_path)
+  layout = tfds_layout.TfdsLayout(builder, ['train'])
+  with worker_pool.WorkerPool(1) as pool:
+    assert list(pool(functools.partial(_imports_tfds, layout), [0])) == [False]
