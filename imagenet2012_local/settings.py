@@ -10,7 +10,7 @@ an unset variable means the default documented here.
 | IMAGENET2012_LOCAL_CHECKSUMS | - | none | extra checksum tables, separated by os.pathsep |
 | IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives and archive indexes are remembered |
 | IMAGENET2012_LOCAL_RESUME | resume | on | reuse the shards an interrupted build finished; off starts afresh |
-| IMAGENET2012_LOCAL_SYNC_EVERY_MB | - | 1024 | finished shards are flushed to disk and recorded for a resume each time this many MB of them wait (one-process builds; 0: each shard) |
+| IMAGENET2012_LOCAL_SYNC_EVERY_MB | - | 1024 | finished shards are flushed to disk and recorded for a resume each time this many MB of them wait (builds without Beam; 0: each shard) |
 | IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud | image reads kept in flight (per process) |
 | IMAGENET2012_LOCAL_WORKERS | - | the CPUs this process may use, at most 8 | processes that index and write shards in a build without Beam (1: all in the build's own process) |
 """
@@ -45,7 +45,7 @@ _SYNC_EVERY_MB = 1024
 # One build process keeps one core busy with Python and system calls while
 # the disk could take more (cold 8 GB build, 2 cores: 19.4 s of writing in
 # one process, 13.5 s with two workers). Past ~8, one disk is the limit and
-# each worker only adds ~100 MB of memory.
+# each worker only adds ~50 MB of memory.
 _MAX_DEFAULT_WORKERS = 8
 
 

@@ -1,14 +1,13 @@
 """Writing planned shards: read by offset, fix by content, encode, write.
 
-`ShardWriter.write_shard` is the unit of work, run here one shard after
-another or in parallel by Beam workers: anything with `map`'s signature
-(`MapFn`) runs it. What the files look like is the `Layout`'s business (the
+`ShardWriter.write_shard` is the unit of work, run one shard after another
+in the build's process, or in parallel by worker processes (`worker_pool`)
+or Beam workers: anything with `map`'s signature (`MapFn`) runs it. What the files look like is the `Layout`'s business (the
 TFDS layout in `tfds_layout`, the classic one in `classic_layout`); reading,
 fixing and checking are written once, here.
 
-Writing is bound by the disk, not the CPU: one process with many reads in
-flight (`image_reads`) keeps a disk busy, while the archive digests are
-computed on a second core.
+Each writer keeps many reads in flight (`image_reads`); a worker per core
+keeps the disk busy while the build's process computes the archive digests.
 """
 
 from __future__ import annotations
