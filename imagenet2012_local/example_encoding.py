@@ -103,10 +103,7 @@ def serialize_features(features: Mapping[str, bytes | int]) -> bytes:
       parts += (_bytes_entry_head(key, len(value)), value)
     else:
       parts.append(_int64_entry(key, value))
-  size = 0
-  for part in parts:
-    size += len(part)
-  return b''.join([_header(_FIELD_1, size), *parts])
+  return b''.join([_header(_FIELD_1, sum(map(len, parts))), *parts])
 
 
 def parse(record: bytes) -> dict[str, list[bytes] | list[int]]:

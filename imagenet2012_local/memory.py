@@ -12,7 +12,6 @@ after planning, and workers after each item.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 
@@ -26,8 +25,5 @@ def release_freed_heap() -> None:
 
 @functools.cache
 def _malloc_trim():
-  name = ctypes.util.find_library('c')
-  try:
-    return ctypes.CDLL(name).malloc_trim if name else None
-  except (OSError, AttributeError):
-    return None
+  # The C library's symbols, as `worker_pool` finds prctl.
+  return getattr(ctypes.CDLL(None), 'malloc_trim', None)

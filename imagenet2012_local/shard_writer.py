@@ -2,9 +2,10 @@
 
 `ShardWriter.write_shard` is the unit of work, run one shard after another
 in the build's process, or in parallel by worker processes (`worker_pool`)
-or Beam workers: anything with `map`'s signature (`MapFn`) runs it. What the files look like is the `Layout`'s business (the
-TFDS layout in `tfds_layout`, the classic one in `classic_layout`); reading,
-fixing and checking are written once, here.
+or Beam workers: anything with `map`'s signature (`MapFn`) runs it. What the
+files look like is the `Layout`'s business (the TFDS layout in
+`tfds_layout`, the classic one in `classic_layout`); reading, fixing and
+checking are written once, here.
 
 Each writer keeps many reads in flight (`image_reads`); a worker per core
 keeps the disk busy while the build's process computes the archive digests.
@@ -111,10 +112,13 @@ class ShardWriter:
         for task in tasks
     }
 
+  def shard_name(self, task: plan.ShardTask) -> str:
+    """The file name of `task`'s shard."""
+    return self._names[task.split, task.index]
+
   def kept_key(self, task: plan.ShardTask) -> tuple[str, str]:
     """The kept-shard name and plan key of `task` (see `resume`)."""
-    name = self._names[task.split, task.index]
-    return name, resume.plan_key(task, self._layout.identity, self._skip_bad_images)
+    return self.shard_name(task), resume.plan_key(task, self._layout.identity, self._skip_bad_images)
 
   def write_shard(self, task: plan.ShardTask) -> ShardResult:
     """Writes one shard file, reading its images from the archive by offset;
@@ -161,7 +165,7 @@ class ShardWriter:
   def publish(self, tasks: Sequence[plan.ShardTask]) -> None:
     """Puts the kept shards of `tasks` where the layout wants them."""
     for task in tasks:
-      name = self.kept_key(task)[0]
+      name = self.shard_name(task)
       destination = self._layout.shard_path(task)
       kept = os.fspath(self._kept.folder / name)
       for source, target in [

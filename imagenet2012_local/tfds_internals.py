@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from etils import epath
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
   import tensorflow_datasets as tfds
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
   from tensorflow_datasets.core import writer as writer_lib
 
 _T = TypeVar('_T')
-
 
 
 def number_of_shards(total_bytes: int, num_examples: int) -> int:
