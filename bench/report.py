@@ -18,6 +18,9 @@ from pathlib import Path
 _BASELINES = ('upstream', 'cat', 'floor', 'floor-verified', 'floor-reread')
 _COLUMNS = (
     ('wall_s', 'wall s', '{:.1f}'),
+    # Not in the runs' rows: `summarize` writes it (this VM's runs of one
+    # command vary by 2-3 s, which a median hides).
+    ('wall_range_s', 'wall s min-max', '{}'),
     ('builder_s', 'builder s', '{:.1f}'),
     ('images_per_s', 'images/s', '{:.0f}'),
     ('mb_per_s', 'MB/s', '{:.0f}'),
@@ -66,6 +69,9 @@ def summarize(
           for key, _, _ in _COLUMNS
           if all(key in r for r in ok)
       })
+    if len(ok) > 1:
+      walls = [r['wall_s'] for r in ok]
+      entry['wall_range_s'] = f'{min(walls):.1f}-{max(walls):.1f}'
     summary[name] = entry
   for name, entry in summary.items():
     for base in _BASELINES:
