@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import functools
 import shutil
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from imagenet2012_local import archive_index
 from imagenet2012_local import classic_layout
 from imagenet2012_local import cli
 from imagenet2012_local import engine
-from imagenet2012_local import errors
 from imagenet2012_local import labels
 from imagenet2012_local import plan
 from imagenet2012_local import publish
@@ -40,7 +38,6 @@ from imagenet2012_local import resume as resume_lib
 from imagenet2012_local import settings
 from imagenet2012_local import split_sources
 
-_COMMAND = 'imagenet2012-local build-classic'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,20 +113,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   """Runs `build-classic` with parsed flags; returns the exit status."""
-  try:
-    built = build(
-        manual_dir=Path(args.manual_dir),
-        output_dir=Path(args.output_dir),
-        num_shards=cli.classic_shard_counts(args),
-        dali_index=args.dali_index,
-        overwrite=args.overwrite,
-        verify_checksums=args.verify_checksums,
-        skip_bad_images=args.skip_bad_images,
-        resume=args.resume,
-    )
-  except errors.Imagenet2012LocalError as e:
-    print(f'{_COMMAND}: error: {e}', file=sys.stderr)
-    return 1
+  built = build(
+      manual_dir=Path(args.manual_dir),
+      output_dir=Path(args.output_dir),
+      num_shards=cli.classic_shard_counts(args),
+      dali_index=args.dali_index,
+      overwrite=args.overwrite,
+      verify_checksums=args.verify_checksums,
+      skip_bad_images=args.skip_bad_images,
+      resume=args.resume,
+  )
   print(summary(built))
   return 0
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
+
+from imagenet2012_local import errors
 
 # Subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help).
 _COMMANDS = {
@@ -112,7 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         module_name=module_name,
     )
   args = parser.parse_args(argv)
-  return args.run(args)
+  try:
+    return args.run(args)
+  except errors.Imagenet2012LocalError as e:
+    # Ours are two lines, what is wrong and what to do: no traceback needed.
+    print(f'{parser.prog} {args.command}: error: {e}', file=sys.stderr)
+    return 1
 
 
 if __name__ == '__main__':

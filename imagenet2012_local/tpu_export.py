@@ -33,7 +33,6 @@ import argparse
 import itertools
 import os
 import random
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -96,19 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Runs `export-tpu` with parsed flags; returns the exit status."""
   splits = [s.strip() for s in args.splits.split(',') if s.strip()]
-  try:
-    export(
-        data_dir=args.data_dir,
-        output_dir=Path(args.output_dir),
-        splits=splits,
-        num_shards=cli.classic_shard_counts(args),
-        seed=args.seed,
-        dali_index=args.dali_index,
-        overwrite=args.overwrite,
-    )
-  except errors.Imagenet2012LocalError as e:
-    print(f'imagenet2012-local export-tpu: error: {e}', file=sys.stderr)
-    return 1
+  export(
+      data_dir=args.data_dir,
+      output_dir=Path(args.output_dir),
+      splits=splits,
+      num_shards=cli.classic_shard_counts(args),
+      seed=args.seed,
+      dali_index=args.dali_index,
+      overwrite=args.overwrite,
+  )
   print(f'Wrote {args.output_dir}')
   return 0
 

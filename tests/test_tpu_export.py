@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import struct
 from pathlib import Path
@@ -12,9 +11,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import classic_layout
+from imagenet2012_local import cli
 from imagenet2012_local import external_sort
 from imagenet2012_local import labels
-from imagenet2012_local import tpu_export
 from tests.helpers import read_split
 
 # What the TPU / Intel / MLPerf ResNet pipelines parse; the bbox keys are
@@ -30,13 +29,11 @@ SHARDS = ['--train_shards', '4', '--validation_shards', '2', '--test_shards', '2
 
 
 def export(data_dir: Path, output_dir: Path, *flags: str) -> int:
-  """Runs export-tpu through the flags the CLI gives it."""
-  parser = argparse.ArgumentParser()
-  tpu_export.add_arguments(parser)
-  args = parser.parse_args(
-      ['--data_dir', str(data_dir), '--output_dir', str(output_dir), *flags]
-  )
-  return tpu_export.run(args)
+  """Runs `imagenet2012-local export-tpu` with these flags; its exit status."""
+  return cli.main([
+      'export-tpu', '--data_dir', str(data_dir), '--output_dir', str(output_dir),
+      *flags,
+  ])
 
 
 def shard_names(split: str, num_shards: int) -> list[str]:
