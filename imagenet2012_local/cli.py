@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from imagenet2012_local import errors
 
 # Subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help).
+# A `run` that raises our error (two lines: what is wrong, what to do) exits
+# with 1 and the message, printed by `main`.
 _COMMANDS = {
     'build-classic': (
         'imagenet2012_local.classic_build',
