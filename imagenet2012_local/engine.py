@@ -88,13 +88,10 @@ def write_all(
       tasks += planner(source, index)
     memory.release_freed_heap()  # The planning's.
     writer = shard_writer.ShardWriter(layout, kept, skip_bad_images, tasks)
-    kept_keys = {(task.split, task.index): writer.kept_key(task) for task in tasks}
-    _say_what_is_kept(kept, list(kept_keys.values()))
+    _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
 
     def on_result(task: plan.ShardTask, result: shard_writer.ShardResult) -> None:
-      kept.add_finished(
-          *kept_keys[task.split, task.index], dataclasses.asdict(result)
-      )
+      kept.add_finished(*writer.kept_key(task), dataclasses.asdict(result))
       hasher.raise_if_failed()
 
     try:

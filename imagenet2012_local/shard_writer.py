@@ -100,25 +100,26 @@ class ShardWriter:
       kept: where shards are written and kept until the whole build has
         succeeded, so that an interrupted build resumes (see `resume`).
       skip_bad_images: leave out images no decoder reads, instead of failing.
-      tasks: every shard this writer may write; their file names are taken
-        here, so that a layout need not name shards where they are written
-        (the TFDS layout's names take TFDS, which workers need not import).
+      tasks: every shard this writer may write; their file names and plan
+        keys are computed here, once, in the build's process: a layout need
+        not name shards where they are written (the TFDS layout's names take
+        TFDS, which workers need not import), and the build and its workers
+        use the same keys.
     """
     self._layout = layout
     self._skip_bad_images = skip_bad_images
     self._kept = kept
-    self._names = {
-        (task.split, task.index): os.path.basename(layout.shard_path(task))
+    self._kept_keys = {
+        (task.split, task.index): (
+            os.path.basename(layout.shard_path(task)),
+            resume.plan_key(task, layout.identity, skip_bad_images),
+        )
         for task in tasks
     }
 
-  def shard_name(self, task: plan.ShardTask) -> str:
-    """The file name of `task`'s shard."""
-    return self._names[task.split, task.index]
-
   def kept_key(self, task: plan.ShardTask) -> tuple[str, str]:
     """The kept-shard name and plan key of `task` (see `resume`)."""
-    return self.shard_name(task), resume.plan_key(task, self._layout.identity, self._skip_bad_images)
+    return self._kept_keys[task.split, task.index]
 
   def write_shard(self, task: plan.ShardTask) -> ShardResult:
     """Writes one shard file, reading its images from the archive by offset;
@@ -165,7 +166,7 @@ class ShardWriter:
   def publish(self, tasks: Sequence[plan.ShardTask]) -> None:
     """Puts the kept shards of `tasks` where the layout wants them."""
     for task in tasks:
-      name = self.shard_name(task)
+      name, _ = self.kept_key(task)
       destination = self._layout.shard_path(task)
       kept = os.fspath(self._kept.folder / name)
       for source, target in [
