@@ -138,7 +138,8 @@ class BackgroundHasher:
   """Hashes archives on a thread while shards are being written.
 
   File reads and hashlib release the GIL, so the digest is computed on a
-  second core from its own sequential read. Use as a context manager; call
+  second core from its own sequential read, read ahead on a third thread
+  (`checksum_tables.chunks`). Use as a context manager; call
   `raise_if_failed` now and then to stop early, and `wait` at the end.
   """
 
