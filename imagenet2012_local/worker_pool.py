@@ -15,8 +15,12 @@ worker); these import only the modules of this package their work needs,
 neither the builder nor TFDS (~0.5 s, ~42 MB).
 
 Protocol, over two pipes per worker with `multiprocessing.connection`'s
-framing (pickles): the build sends `(function, item)`; the worker answers
-`(True, result)` or `(False, exception, its traceback as text)`. A worker
+framing (pickles): the build sends `(function, item)`, or `(None, item)` for
+the function it sent that worker last (a function is pickled with its
+object: a shard writer holds every shard's name and key, ~100 bytes a shard,
+so sending it with each of the classic layout's 1,152 shards cost 1.5 s of
+pickling); the worker answers `(True, result)` or `(False, exception, its
+traceback as text)`. A worker
 exits when its pipe closes, is killed when the build's process dies
 (PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the build's process stops it,
 letting it finish the item it holds, so nothing is left half-written.
@@ -144,6 +148,7 @@ class WorkerPool:
       raise ValueError('the worker pool is closed')
     pending = enumerate(items)
     idle = list(self._workers)
+    sent_fn: set[_Worker] = set()  # Workers that hold `fn` already.
     busy: dict[connection.Connection, tuple[_Worker, int]] = {}
     done: dict[int, _R] = {}
     next_result = 0
@@ -151,7 +156,8 @@ class WorkerPool:
       while True:
         while idle and (item := next(pending, None)) is not None:
           worker = idle.pop()
-          worker.requests.send((fn, item[1]))
+          worker.requests.send((None if worker in sent_fn else fn, item[1]))
+          sent_fn.add(worker)
           busy[worker.answers] = (worker, item[0])
         if next_result in done:
           yield done.pop(next_result)
@@ -170,11 +176,13 @@ class WorkerPool:
 
 def _serve(requests: connection.Connection, answers: connection.Connection) -> None:
   """A worker's loop: runs each (function, item) received until the pipe closes."""
+  fn = None
   while True:
     try:
-      fn, item = requests.recv()
+      new_fn, item = requests.recv()
     except EOFError:
       return
+    fn = new_fn or fn
     try:
       answer = (True, fn(item))
     except BaseException as e:  # pylint: disable=broad-except

@@ -44,6 +44,32 @@ def test_results_come_in_item_order_from_several_workers():
   assert [square for square, _ in again] == [25, 16]
 
 
+class _Negate:
+  """A function object that counts how often the build pickles it."""
+
+  pickled = 0
+
+  def __call__(self, n: int) -> int:
+    return -n
+
+  def __getstate__(self) -> dict[str, object]:
+    type(self).pickled += 1
+    return {}
+
+
+def test_a_map_sends_its_function_once_to_each_worker():
+  _Negate.pickled = 0
+  with worker_pool.WorkerPool(2) as pool:
+    negated = list(pool(_Negate(), range(10)))
+    sent_once_each = _Negate.pickled
+    squares = [square for square, _ in pool(_slow_square, range(4))]
+    negated_again = list(pool(_Negate(), [7]))
+  assert negated == [-n for n in range(10)]
+  assert sent_once_each == 2  # Not once per item.
+  assert squares == [0, 1, 4, 9]  # The next map's function, not the last one.
+  assert negated_again == [-7]
+
+
 def test_a_workers_exception_is_raised_with_its_traceback():
   with pytest.raises(ValueError, match='item 3 is bad') as raised:
     with worker_pool.WorkerPool(2) as pool:
