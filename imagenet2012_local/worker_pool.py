@@ -20,10 +20,10 @@ the function it sent that worker last (a function is pickled with its
 object: a shard writer holds every shard's name and key, ~100 bytes a shard,
 so sending it with each of the classic layout's 1,152 shards cost 1.5 s of
 pickling); the worker answers `(True, result)` or `(False, exception, its
-traceback as text)`. A worker
-exits when its pipe closes, is killed when the build's process dies
-(PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the build's process stops it,
-letting it finish the item it holds, so nothing is left half-written.
+traceback as text)`. A worker exits when its pipe closes, is killed when the
+build's process dies (PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the
+build's process stops it, letting it finish the item it holds, so nothing is
+left half-written.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def _serve(requests: connection.Connection, answers: connection.Connection) -> N
       new_fn, item = requests.recv()
     except EOFError:
       return
-    fn = new_fn or fn
+    if new_fn is not None:
+      fn = new_fn
     try:
       answer = (True, fn(item))
     except BaseException as e:  # pylint: disable=broad-except
