@@ -15,7 +15,7 @@ On disk, `<version dir>.interrupted-build/` (e.g.
   companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
   once the shard is flushed to disk (its own fsync on Beam workers, or
-  one `sync` per GB of finished shards in other builds): `{"plan": <hex SHA-256 of
+  one `sync` per GB of finished shards, on a thread of its own, in other builds): `{"plan": <hex SHA-256 of
   what the shard is made of>, "bytes": <file size>, "mtime_ns": <file mtime>,
   "result": <shard_writer.ShardResult fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 
 from etils import epath
@@ -98,13 +99,18 @@ class KeptShards:
         them then, instead of one flush per shard; for builds whose shard
         results reach the build's process as each shard is finished (in it,
         or on its `worker_pool`), which calls `add_finished` for each and
-        `record_finished` before it ends.
+        `record_finished` before it ends. A batch is flushed on a thread of
+        its own, so the build goes on handing out shards meanwhile: done in
+        the build's thread, each `sync` (~1 s a GB) left every worker idle
+        once it had finished its shard.
     """
     self.folder = epath.Path(folder)
     self._flush_in_batches = flush_in_batches
     self._unrecorded: list[tuple[str, dict[str, object]]] = []
     self._unrecorded_bytes = 0
     self._sync_every = settings.sync_every_bytes()
+    self._flushing: threading.Thread | None = None  # The batch being flushed.
+    self._flush_error: BaseException | None = None
 
   def partial_path(self, shard_name: str) -> epath.Path:
     """Where a shard is written before it is finished."""
@@ -157,11 +163,19 @@ class KeptShards:
     (batches only; a reused kept shard is recorded already)."""
     if not self._flush_in_batches or self.reusable(shard_name, key):
       return
+    self._raise_flush_error()
     record = self._record(shard_name, key, result)
     self._unrecorded.append((shard_name, record))
     self._unrecorded_bytes += record['bytes']
-    if self._unrecorded_bytes >= self._sync_every:  # Always, if it is 0.
+    if not self._sync_every:  # Each shard, at once.
       self.record_finished()
+    elif self._unrecorded_bytes >= self._sync_every and not (
+        self._flushing and self._flushing.is_alive()
+    ):
+      self._flushing = threading.Thread(
+          target=self._flush, args=(self._take_unrecorded(),), name='flush-shards'
+      )
+      self._flushing.start()
 
   def _record(
       self, shard_name: str, key: str, result: dict[str, object]
@@ -170,14 +184,35 @@ class KeptShards:
     return {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
 
   def record_finished(self) -> None:
-    """Flushes the finished, unrecorded shards to disk, then records them."""
-    if not self._unrecorded:
-      return
-    if paths.is_local(self.folder):
-      os.sync()
-    for shard_name, record in self._unrecorded:
-      self._write_record(shard_name, record)
-    self._unrecorded, self._unrecorded_bytes = [], 0
+    """Flushes the finished, unrecorded shards to disk, then records them;
+    waits for a batch being flushed first, and raises its error, if any."""
+    if self._flushing:
+      self._flushing.join()
+      self._flushing = None
+    self._raise_flush_error()
+    if self._unrecorded:
+      self._flush(self._take_unrecorded())
+      self._raise_flush_error()
+
+  def _take_unrecorded(self) -> list[tuple[str, dict[str, object]]]:
+    batch, self._unrecorded, self._unrecorded_bytes = self._unrecorded, [], 0
+    return batch
+
+  def _flush(self, batch: list[tuple[str, dict[str, object]]]) -> None:
+    """Flushes to disk, then records, a batch of finished shards; an error
+    (e.g. a full disk) is kept for the build's thread to raise."""
+    try:
+      if paths.is_local(self.folder):
+        os.sync()
+      for shard_name, record in batch:
+        self._write_record(shard_name, record)
+    except BaseException as e:  # pylint: disable=broad-except
+      self._flush_error = e
+
+  def _raise_flush_error(self) -> None:
+    if self._flush_error:
+      error, self._flush_error = self._flush_error, None
+      raise error
 
   def _write_record(self, shard_name: str, record: dict[str, object]) -> None:
     tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,48 @@ def test_by_default_finished_shards_wait_to_be_flushed_together(tmp_path, monkey
   assert len(finished) >= 5  # though written and renamed.
   rerun = _run(tmp_path, 'none')
   assert rerun.returncode == 0 and 'resuming' not in rerun.stderr
+
+
+def _finish_shards(kept: resume.KeptShards, count: int, size: int) -> list[str]:
+  """Writes, finishes and hands `count` shards of `size` bytes to `kept`."""
+  names = []
+  for i in range(count):
+    name = f'shard-{i}'
+    kept.partial_path(name).write_bytes(bytes(size))
+    kept.finish(name, f'key-{i}', {'num_bytes': size})
+    kept.add_finished(name, f'key-{i}', {'num_bytes': size})
+    names.append(name)
+  return names
+
+
+def test_a_batch_is_flushed_while_the_build_goes_on(tmp_path, monkeypatch):
+  monkeypatch.setenv(settings.SYNC_EVERY_MB_ENV_VAR, '1')
+  syncing, may_end = threading.Event(), threading.Event()
+
+  def slow_sync() -> None:
+    syncing.set()
+    assert may_end.wait(60)
+
+  monkeypatch.setattr(os, 'sync', slow_sync)
+  kept = resume.KeptShards(tmp_path / 'kept', flush_in_batches=True)
+  # The first shard fills a batch: its sync starts and holds; the next two
+  # shards are handed over meanwhile, and nothing is recorded before a sync.
+  names = _finish_shards(kept, 3, 1 << 20)
+  assert syncing.wait(60)
+  assert not list((tmp_path / 'kept').glob('*.kept.json'))
+  may_end.set()
+  kept.record_finished()
+  assert all(kept.reusable(name, f'key-{i}') for i, name in enumerate(names))
+
+
+def test_a_failed_flush_fails_the_build(tmp_path, monkeypatch):
+  monkeypatch.setenv(settings.SYNC_EVERY_MB_ENV_VAR, '1')
+
+  def full_disk(*_) -> None:
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(resume.KeptShards, '_write_record', full_disk)
+  kept = resume.KeptShards(tmp_path / 'kept', flush_in_batches=True)
+  with pytest.raises(OSError, match='No space left'):
+    _finish_shards(kept, 3, 1 << 20)
+    kept.record_finished()
