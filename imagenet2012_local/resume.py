@@ -14,10 +14,11 @@ On disk, `<version dir>.interrupted-build/` (e.g.
 - `<shard file name>`: a finished shard, renamed from `.partial`, and its
   companions, renamed likewise;
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
-  once the shard is flushed to disk (its own fsync on Beam workers, or
-  one `sync` per GB of finished shards, on a thread of its own, in other builds): `{"plan": <hex SHA-256 of
-  what the shard is made of>, "bytes": <file size>, "mtime_ns": <file mtime>,
-  "result": <shard_writer.ShardResult fields>}`.
+  once the shard is flushed to disk (its own fsync on Beam workers, or one
+  `sync` per GB of finished shards, on a thread of its own, in other
+  builds): `{"plan": <hex SHA-256 of what the shard is made of>, "bytes":
+  <file size>, "mtime_ns": <file mtime>, "result": <shard_writer.ShardResult
+  fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
 it when it succeeds.
 
