@@ -147,6 +147,20 @@ VARIANTS.update(
 )
 
 
+def _with_workers(variant: Variant, workers: int) -> Variant:
+  """`variant` with `workers` worker processes: the engine's scaling, where
+  cores are many (without TensorFlow: `build-classic`)."""
+  return dataclasses.replace(
+      variant, env={**variant.env, settings.WORKERS_ENV_VAR: str(workers)}
+  )
+
+
+VARIANTS.update({
+    f'classic-noverify-workers-{n}': _with_workers(VARIANTS['classic-noverify'], n)
+    for n in (1, 2, 4, 8, 16)
+})
+
+
 def command(name: str, fields: Mapping[str, str]) -> list[str]:
   """Variant `name`'s argv with its placeholders filled from `fields`."""
   return [arg.format(**fields) for arg in VARIANTS[name].argv]
