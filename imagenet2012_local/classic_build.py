@@ -39,7 +39,6 @@ from imagenet2012_local import settings
 from imagenet2012_local import split_sources
 
 
-
 @dataclasses.dataclass(frozen=True)
 class SplitWritten:
   """What the build wrote for one split."""
