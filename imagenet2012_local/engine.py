@@ -2,7 +2,7 @@
 
 Every layout goes through `write_all`: the TFDS builder (`tfds_layout`, on
 this machine or on Beam workers) and the classic-layout build. Archive digests
-are computed on a background thread from the start of indexing to the last
+are computed on a background thread from the end of indexing to the last
 shard; a wrong one fails the build before anything is published.
 """
 
@@ -77,16 +77,21 @@ def write_all(
   """
   skipped_members = {split: {} for split in sources}
   checks = (source.check for source in sources.values())
+  # Digests start once indexing is done. Beside the digest's reads, the
+  # index's 512-byte ones waited (8.12 GB set, cold, capped: train's index
+  # 7.9 s instead of 2.8 s) and the writing waited for the index; beside the
+  # writing, the digest (`direct_reads`: little CPU) is hidden: gate-on
+  # builds 20.0 s instead of 21.5 s (median of 3 alternating).
+  tasks = []
+  for split, source in sources.items():
+    index = source.index(
+        map_fn=_index_map(source.check.path, map_fn),
+        skipped=skipped_members[split],
+    )
+    memory.release_freed_heap()  # Indexing's and the index cache's buffers.
+    tasks += planner(source, index)
+  memory.release_freed_heap()  # The planning's.
   with verification.BackgroundHasher(checks) as hasher:
-    tasks = []
-    for split, source in sources.items():
-      index = source.index(
-          map_fn=_index_map(source.check.path, map_fn),
-          skipped=skipped_members[split],
-      )
-      memory.release_freed_heap()  # Indexing's and the index cache's buffers.
-      tasks += planner(source, index)
-    memory.release_freed_heap()  # The planning's.
     writer = shard_writer.ShardWriter(layout, kept, skip_bad_images, tasks)
     _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from imagenet2012_local import archive_facts
 from imagenet2012_local import checksum_tables
+from imagenet2012_local import direct_reads
 from imagenet2012_local import errors
 from imagenet2012_local import paths
 from imagenet2012_local import settings
@@ -138,8 +139,8 @@ class BackgroundHasher:
   """Hashes archives on a thread while shards are being written.
 
   File reads and hashlib release the GIL, so the digest is computed on a
-  second core from its own sequential read, read ahead on a third thread
-  (`checksum_tables.chunks`). Use as a context manager; call
+  second core from its own sequential read, read ahead on other threads
+  (`direct_reads`). Use as a context manager; call
   `raise_if_failed` now and then to stop early, and `wait` at the end.
   """
 
@@ -170,12 +171,11 @@ class BackgroundHasher:
         total=total, desc='Verifying checksums', unit='B', unit_scale=True
     ) as bar:
       for check in self._checks:
-        with check.path.open('rb') as f:
-          for chunk in checksum_tables.chunks(f):
-            if self._stop.is_set():
-              return
-            check.update(chunk)
-            bar.update(len(chunk))
+        for chunk in direct_reads.pieces(check.path):
+          if self._stop.is_set():
+            return
+          check.update(chunk)
+          bar.update(len(chunk))
         check.finish()
 
   def raise_if_failed(self) -> None:
