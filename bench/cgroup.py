@@ -1,4 +1,5 @@
-"""Memory cgroups that cap a process tree's memory, page cache included.
+"""Memory cgroups that cap a process tree's memory, page cache included; the
+child groups that `bench.throttle` builds on.
 
 A capped run's processes live in a fresh child of this process's own memory
 cgroup (so any limit above it still applies), named
@@ -38,13 +39,15 @@ _names = itertools.count()
 
 
 class CgroupError(Exception):
-  """No memory cgroup can be made here."""
+  """A cgroup the harness needs cannot be made here."""
 
 
 @dataclasses.dataclass(frozen=True)
-class _Parent:
+class Parent:
+  """Where child groups are made: a cgroup of this process (or one given)."""
+
   version: int
-  path: Path  # This process's memory cgroup: where children are made.
+  path: Path
 
 
 def _mounts() -> list[tuple[str, str, str, set[str]]]:
@@ -67,84 +70,68 @@ def _own_cgroups() -> dict[str, str]:
   return own
 
 
-def _parent() -> _Parent:
-  """This process's memory cgroup: v1 if the memory controller is there,
-  else v2; raises CgroupError if neither has it."""
+def own_cgroup(controller_v1: str, controller_v2: str) -> Parent | None:
+  """This process's cgroup with the controller: v1 if a v1 hierarchy has
+  `controller_v1`, else v2 if its cgroup offers `controller_v2`; None if
+  neither. Raises OSError if the cgroup files cannot be read."""
+  own = _own_cgroups()
+  v1_path = next(
+      (p for c, p in own.items() if controller_v1 in c.split(',')), None
+  )
+  for fstype, mount_point, root, options in _mounts():
+    if fstype == 'cgroup' and controller_v1 in options and v1_path:
+      return Parent(1, Path(mount_point) / os.path.relpath(v1_path, root))
+    if fstype == 'cgroup2' and '' in own and not v1_path:
+      parent = Path(mount_point) / os.path.relpath(own[''], root)
+      if controller_v2 in (parent / 'cgroup.controllers').read_text().split():
+        return Parent(2, parent)
+  return None
+
+
+def _parent() -> Parent:
+  """This process's memory cgroup; raises CgroupError if there is none."""
   try:
-    own = _own_cgroups()
-    v1_path = next(
-        (p for c, p in own.items() if 'memory' in c.split(',')), None
-    )
-    for fstype, mount_point, root, options in _mounts():
-      if fstype == 'cgroup' and 'memory' in options and v1_path:
-        return _Parent(1, Path(mount_point) / os.path.relpath(v1_path, root))
-      if fstype == 'cgroup2' and '' in own and not v1_path:
-        parent = Path(mount_point) / os.path.relpath(own[''], root)
-        if 'memory' in (parent / 'cgroup.controllers').read_text().split():
-          return _Parent(2, parent)
+    parent = own_cgroup('memory', 'memory')
   except OSError as e:
     raise CgroupError(
         f'--cache-limit needs a memory cgroup, but reading cgroups failed: {e}.'
         f'\n{_HOW_TO_FIX}'
     ) from e
-  raise CgroupError(
-      '--cache-limit needs a memory cgroup, but neither cgroup v1 nor v2 has'
-      f' the memory controller here.\n{_HOW_TO_FIX}'
-  )
+  if parent is None:
+    raise CgroupError(
+        '--cache-limit needs a memory cgroup, but neither cgroup v1 nor v2 has'
+        f' the memory controller here.\n{_HOW_TO_FIX}'
+    )
+  return parent
 
 
-class MemoryCgroup:
-  """A child memory cgroup with a limit, for `with`; removed on exit."""
+def enable_for_children(group: Path, controller: str) -> None:
+  """Enables a v2 `controller` in the children of `group`, and first in
+  those of its ancestors, up to the first that has it (a child can only
+  enable what its parent enabled for it)."""
+  if controller in (group / 'cgroup.subtree_control').read_text().split():
+    return
+  if controller not in (group / 'cgroup.controllers').read_text().split():
+    enable_for_children(group.parent, controller)
+  (group / 'cgroup.subtree_control').write_text(f'+{controller}')
 
-  def __init__(self, limit_bytes: int):
-    self._limit_bytes = limit_bytes
-    self._parent = _parent()
-    self.version = self._parent.version
-    self.path = self._parent.path / f'{_PREFIX}{os.getpid()}_{next(_names)}'
 
-  def __enter__(self) -> MemoryCgroup:
-    limit_file = _FILES[self.version][0]
-    try:
-      if self.version == 2:
-        self._enable_memory_for_children()
-      self.path.mkdir()
-      (self.path / limit_file).write_text(str(self._limit_bytes))
-    except OSError as e:
-      self._remove()
-      raise CgroupError(
-          f'cannot make a memory cgroup with a limit at {self.path}: {e}.'
-          f'\n{_HOW_TO_FIX}'
-      ) from e
-    return self
+class ChildCgroup:
+  """A fresh child of a cgroup, named `imagenet2012_bench_<pid>_<n>`, for
+  `with` (subclasses make it on enter); on exit what is left in it is killed
+  and it is removed."""
+
+  def __init__(self, parent: Path):
+    self.path = parent / f'{_PREFIX}{os.getpid()}_{next(_names)}'
 
   def __exit__(self, *exc_info) -> None:
     self._remove()
-
-  def _enable_memory_for_children(self) -> None:
-    control = self._parent.path / 'cgroup.subtree_control'
-    if 'memory' not in control.read_text().split():
-      control.write_text('+memory')
 
   def wrap(self, argv: list[str]) -> list[str]:
     """`argv` started inside this group: a shell moves itself in, then execs
     it (same process, so the whole tree it starts is in the group)."""
     return ['sh', '-c', 'echo $$ > "$0" && exec "$@"',
             str(self.path / 'cgroup.procs'), *argv]
-
-  def peak_bytes(self) -> int | None:
-    """The group's peak memory use (page cache included) so far; None where
-    the kernel does not report it (v2 before Linux 5.19)."""
-    peak = self.path / _FILES[self.version][1]
-    return int(peak.read_text()) if peak.exists() else None
-
-  def oom_kills(self) -> int:
-    """Processes the kernel killed in this group for lack of memory."""
-    events = self.path / _FILES[self.version][2]
-    for line in events.read_text().splitlines():
-      key, _, value = line.partition(' ')
-      if key == 'oom_kill':
-        return int(value)
-    return 0
 
   def _remove(self) -> None:
     """Removes the group, first killing what is left in it (a killed run's
@@ -170,6 +157,46 @@ class MemoryCgroup:
         os.kill(int(pid), signal.SIGKILL)
       except ProcessLookupError:
         pass
+
+
+class MemoryCgroup(ChildCgroup):
+  """A child memory cgroup with a limit, for `with`; removed on exit."""
+
+  def __init__(self, limit_bytes: int):
+    self._limit_bytes = limit_bytes
+    self._parent = _parent()
+    self.version = self._parent.version
+    super().__init__(self._parent.path)
+
+  def __enter__(self) -> MemoryCgroup:
+    limit_file = _FILES[self.version][0]
+    try:
+      if self.version == 2:
+        enable_for_children(self._parent.path, 'memory')
+      self.path.mkdir()
+      (self.path / limit_file).write_text(str(self._limit_bytes))
+    except OSError as e:
+      self._remove()
+      raise CgroupError(
+          f'cannot make a memory cgroup with a limit at {self.path}: {e}.'
+          f'\n{_HOW_TO_FIX}'
+      ) from e
+    return self
+
+  def peak_bytes(self) -> int | None:
+    """The group's peak memory use (page cache included) so far; None where
+    the kernel does not report it (v2 before Linux 5.19)."""
+    peak = self.path / _FILES[self.version][1]
+    return int(peak.read_text()) if peak.exists() else None
+
+  def oom_kills(self) -> int:
+    """Processes the kernel killed in this group for lack of memory."""
+    events = self.path / _FILES[self.version][2]
+    for line in events.read_text().splitlines():
+      key, _, value = line.partition(' ')
+      if key == 'oom_kill':
+        return int(value)
+    return 0
 
 
 def _check(path: Path, limit_gb: float) -> None:
