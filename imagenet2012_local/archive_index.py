@@ -162,7 +162,7 @@ def index_archive(
     class_dirs = tuple(name.removesuffix('.tar') for name, _, _ in members)
     index = ArchiveIndex.concatenate(parts, class_dirs)
     parts.clear()  # Their memory is given back by the caller (`engine`).
-  _finish(path, archive.image_names, len(index), skipped)
+  finish(path, archive.image_names, len(index), skipped)
   return index
 
 
@@ -250,13 +250,17 @@ def index_inner_tar(
   return tar_reader.index_tar(epath.Path(path), offset, size, image_names, name)
 
 
-def _finish(
+def finish(
     path: epath.Path,
     image_names: archive_facts.Naming,
     count: int,
     skipped: MutableMapping[str, str],
 ) -> None:
-  """Logs the skipped members; fails when not a single image was found."""
+  """Logs the skipped members; fails when not a single image was found.
+
+  Raises:
+    tar_reader.ArchiveError: no image named like `image_names`.
+  """
   if skipped:
     _log.warning(
         '%s: skipped %d members that are not images, e.g. %s (all listed in'

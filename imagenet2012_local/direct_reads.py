@@ -40,7 +40,7 @@ def pieces(path: epath.PathLike) -> Iterator[bytes | memoryview]:
   """The file's bytes in order, in pieces; each is valid until the next is
   asked for. A read error is raised here; stopping early stops the reads."""
   path = epath.Path(path)
-  fd = _open_direct(path) if paths.is_local(path) else None
+  fd = open_direct(path) if paths.is_local(path) else None
   if fd is None:
     with path.open('rb') as f:
       yield from checksum_tables.chunks(f)
@@ -51,7 +51,7 @@ def pieces(path: epath.PathLike) -> Iterator[bytes | memoryview]:
     os.close(fd)
 
 
-def _open_direct(path: epath.Path) -> int | None:
+def open_direct(path: epath.Path) -> int | None:
   """`path` opened for direct reads, if its file system takes them."""
   if not _O_DIRECT:
     return None

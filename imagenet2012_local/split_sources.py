@@ -18,6 +18,7 @@ from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
 from imagenet2012_local import disk_space
 from imagenet2012_local import errors
+from imagenet2012_local import in_order_index
 from imagenet2012_local import index_cache
 from imagenet2012_local import labels
 from imagenet2012_local import tar_reader
@@ -62,9 +63,11 @@ class SplitSource:
       index, were_skipped = remembered
     else:
       were_skipped = {}
-      index = archive_index.index_archive(
-          self.check.path, self.archive, skipped=were_skipped, map_fn=map_fn
-      )
+      index = in_order_index.index_and_hash(self.check, self.archive, were_skipped)
+      if index is None:
+        index = archive_index.index_archive(
+            self.check.path, self.archive, skipped=were_skipped, map_fn=map_fn
+        )
       index_cache.save(self.check.path, index, were_skipped)
     skipped.update(were_skipped)
     return index

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Generator, Iterator, MutableMapping
+from collections.abc import Callable, Generator, Iterator, MutableMapping
 from typing import BinaryIO
 
 from etils import epath
@@ -109,6 +109,28 @@ def plain_index_steps(
   return None if found is None else [(n, start + o, s) for n, o, s in found]
 
 
+def plain_members(
+    path: epath.Path, lookup: BinaryIO, start: int, size: int,
+    naming: archive_facts.Naming, inner_name: str = '',
+    on_member: Callable[[str, int, int], None] | None = None,
+) -> list[tuple[str, int, int]] | None:
+  """`plain_index_steps` run to the end: reads go forward only, so `lookup`
+  may be a sequential read (`in_order_index`). `on_member(name, offset,
+  size)` runs right after each member's header is read, before the next.
+
+  Raises:
+    ArchiveError: the tar's size is not a whole number of blocks.
+  """
+  view = _TarView(path, lookup, start, size, naming, {}, inner_name)
+  steps = view.plain_steps(on_member)
+  while True:
+    try:
+      next(steps)
+    except StopIteration as done:
+      found = done.value
+      return None if found is None else [(n, start + o, s) for n, o, s in found]
+
+
 class _TarView:
   """One tar being read: a whole archive, or an inner `<wnid>.tar` of train.
 
@@ -179,9 +201,12 @@ class _TarView:
       except StopIteration as done:
         return done.value
 
-  def plain_steps(self) -> Generator[int, None, list[tuple[str, int, int]] | None]:
+  def plain_steps(
+      self, on_member: Callable[[str, int, int], None] | None = None
+  ) -> Generator[int, None, list[tuple[str, int, int]] | None]:
     """`_plain_index` one header at a time: yields the archive offset of
-    each header before it reads it, so that a caller can have it read ahead."""
+    each header before it reads it, so that a caller can have it read ahead.
+    `on_member` gets each member's (name, archive offset, size) as found."""
     found = []
     pos = 0
     while pos + BLOCK_SIZE <= self.size:
@@ -198,6 +223,8 @@ class _TarView:
       if size is None or pos + BLOCK_SIZE + size > self.size:
         return None
       found.append((name, pos + BLOCK_SIZE, size))
+      if on_member:
+        on_member(name, self.start + pos + BLOCK_SIZE, size)
       pos += BLOCK_SIZE + -(-size // BLOCK_SIZE) * BLOCK_SIZE
     return None
 

@@ -46,7 +46,7 @@ def _refuse_buffered_reads(monkeypatch) -> None:
 def direct_file_system(tmp_path):
   """Skips where the test's file system refuses direct reads (tmpfs)."""
   path, _ = _file(tmp_path, PIECE)
-  fd = direct_reads._open_direct(path)
+  fd = direct_reads.open_direct(path)
   if fd is None:
     pytest.skip(f'{tmp_path} refuses direct reads')
   os.close(fd)
