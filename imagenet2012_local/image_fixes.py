@@ -12,6 +12,9 @@ what is checked is cheap: a JPEG whose start-of-frame header parses and whose
 data ends with the end-of-image marker (FF D9, after which only zero bytes may
 follow) is taken as readable; any other JPEG must decode fully with Pillow
 (a cut-off file does not); anything else is decoded anyway to be re-encoded.
+An image whose header declares no pixels, or more than `MAX_PIXELS`, is
+undecodable too, before anything is decoded: a 60000 x 60000 JPEG of a few
+KB passes the cheap checks, and decoding it in training takes 10.8 GB.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -38,6 +42,12 @@ START_OF_SCAN = 0xDA
 # Start-of-frame markers: every one except DHT (C4), JPG (C8) and DAC (CC).
 _START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _MARKERS_WITHOUT_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}
+# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS): a
+# 3-channel image of 256 MiB once decoded. Fixed here rather than read from
+# Pillow, so that a process that lifts Pillow's limit (training code often
+# sets it to None) builds the same dataset. ImageNet's images average about
+# 400 x 350 pixels, its largest far below this.
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 class UndecodableImageError(errors.Imagenet2012LocalError, ValueError):
@@ -112,6 +122,7 @@ def fix_reason(data: bytes) -> str | None:
   """Why `data` must be re-encoded, or None when its bytes are kept as they are."""
   header = read_jpeg_header(data)
   if header is not None:
+    check_declared_size(header.width, header.height)
     if header.components == 4:
       return '4-component (CMYK/YCCK) JPEG'
     if not data.rstrip(b'\0').endswith(_JPEG_END):
@@ -120,6 +131,23 @@ def fix_reason(data: bytes) -> str | None:
   if data.startswith(_PNG_MAGIC):
     return 'PNG'
   return f'{_decoded_format(data)} image'
+
+
+def check_declared_size(width: int, height: int) -> None:
+  """Refuses a size from an image's header that no decoder should accept.
+
+  Raises:
+    UndecodableImageError: no pixels (a JPEG of height 0 leaves it to a DNL
+      marker, which libjpeg, TensorFlow's decoder, does not read), or more
+      than MAX_PIXELS.
+  """
+  if not width or not height:
+    raise UndecodableImageError(f'declares {width} x {height} pixels: no image')
+  if width * height > MAX_PIXELS:
+    raise UndecodableImageError(
+        f'declares {width} x {height} pixels, more than the {MAX_PIXELS:,} a'
+        " decoder should accept (Pillow's decompression-bomb limit)"
+    )
 
 
 def to_rgb_jpeg(data: bytes) -> bytes:
@@ -169,13 +197,13 @@ class ImageFixer:
       data, reason = fix_image(data)
     except UndecodableImageError as e:
       if not self._skip_bad_images:
-        raise UndecodableImageError(
-            f'{self._archive}: no decoder can read the image {file_name}'
-            f' ({e}).\nDownload {os.path.basename(self._archive)} again, or'
-            f' leave such images out with {settings.SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
+        raise UndecodableImageError(errors.two_lines(
+            f'{self._archive}: no decoder can read the image {file_name} ({e})',
+            f'Download {os.path.basename(self._archive)} again, or leave such'
+            f' images out with {settings.SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
             " tfds.builder('imagenet2012_local', skip_bad_images=True)); they"
-            " are listed in the dataset's metadata, skipped_images."
-        ) from e
+            " are listed in the dataset's metadata, skipped_images.",
+        )) from e
       self.skipped[file_name] = str(e)
       return None
     if reason:
@@ -185,20 +213,44 @@ class ImageFixer:
 
 def _decode(data: bytes) -> PIL.Image.Image:
   """The fully decoded image; UndecodableImageError if Pillow cannot."""
-  try:
-    with PIL.Image.open(io.BytesIO(data)) as image:
+  with _opened(data) as image:
+    try:
       image.load()
-      return image
-  except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
-    raise _undecodable(e) from e
+    except (OSError, ValueError) as e:
+      raise _undecodable(e) from e
+    return image
 
 
 def _decoded_format(data: bytes) -> str:
+  with _opened(data) as image:
+    return image.format or 'unknown-format'
+
+
+def _opened(data: bytes) -> PIL.Image.Image:
+  """`data` opened by Pillow: its header read, nothing decoded yet.
+
+  Raises:
+    UndecodableImageError: Pillow does not read it, or its header declares a
+      size `check_declared_size` refuses.
+  """
+  with warnings.catch_warnings():
+    # Pillow only warns between its limit and twice it: an error here.
+    warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)
+    try:
+      image = PIL.Image.open(io.BytesIO(data))
+    except (
+        OSError,
+        ValueError,
+        PIL.Image.DecompressionBombError,
+        PIL.Image.DecompressionBombWarning,
+    ) as e:
+      raise _undecodable(e) from e
   try:
-    with PIL.Image.open(io.BytesIO(data)) as image:
-      return image.format or 'unknown-format'
-  except (OSError, ValueError) as e:
-    raise _undecodable(e) from e
+    check_declared_size(*image.size)  # Also where Pillow's limit is lifted.
+  except UndecodableImageError:
+    image.close()
+    raise
+  return image
 
 
 def _undecodable(e: Exception) -> UndecodableImageError:
