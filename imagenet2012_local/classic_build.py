@@ -21,9 +21,9 @@ shards (`plan.plan_classic`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from imagenet2012_local import cli
 from imagenet2012_local import engine
 from imagenet2012_local import labels
 from imagenet2012_local import plan
+from imagenet2012_local import protected_paths
 from imagenet2012_local import publish
 from imagenet2012_local import resume as resume_lib
 from imagenet2012_local import settings
@@ -151,6 +152,9 @@ def build(
       (`resume`); False deletes them first. None follows `settings`.
 
   Raises:
+    protected_paths.InputFolderError: `output_dir`, or a folder beside it
+      that the build deletes, is, holds or is inside `manual_dir` (or holds
+      an archive); checked before any work.
     publish.OutputExistsError: `output_dir` exists without `overwrite`.
     errors.Imagenet2012LocalError: what the TFDS build raises for the same
       archives (missing, damaged, wrong digest, bad labels, full disk...).
@@ -159,25 +163,34 @@ def build(
   verify_checksums = settings.verify_checksums(verify_checksums)
   skip_bad_images = settings.skip_bad_images(skip_bad_images)
   output_dir = output_dir.absolute()
-  publish.check_free(output_dir, overwrite)
+  inputs = [manual_dir]
+  kept = resume_lib.KeptShards(
+      f'{output_dir}{resume_lib.FOLDER_SUFFIX}', flush_in_batches=True
+  )
+  # Before any work: what this build may delete spares the archives.
+  publish.check_free(output_dir, overwrite, inputs)
+  for folder in [kept.folder, *_stale_staging_dirs(output_dir)]:
+    protected_paths.refuse_to_delete(folder, inputs)
   class_names = labels.class_names_file().read_text().split()
   sources = split_sources.find_sources(
       manual_dir, verify_checksums, _existing_ancestor(output_dir), class_names
   ).by_split
   planner = functools.partial(_plan, num_shards=num_shards)
-  kept = resume_lib.KeptShards(
-      f'{output_dir}{resume_lib.FOLDER_SUFFIX}', flush_in_batches=True
-  )
   if not settings.resume(resume):
-    kept.remove()
-  with engine.local_map() as map_fn, publish.staged(output_dir, overwrite) as staging:
+    kept.remove(inputs)
+  with (
+      engine.local_map() as map_fn,
+      publish.staged(output_dir, overwrite, inputs) as staging,
+  ):
     layout = classic_layout.ClassicLayout(staging, class_names, dali_index)
     written = engine.write_all(
         sources, planner, layout, skip_bad_images, kept, map_fn
     )
-  kept.remove()
-  for stale in output_dir.parent.glob(f'{output_dir.name}.incomplete-*'):
-    shutil.rmtree(stale, ignore_errors=True)  # Left by killed builds.
+  kept.remove(inputs)
+  for stale in _stale_staging_dirs(output_dir):
+    # Left by killed builds; one that cannot go (another user's) is harmless.
+    with contextlib.suppress(OSError):
+      protected_paths.delete(stale, inputs)
   return Built(
       output_dir=output_dir,
       splits=[
@@ -249,6 +262,19 @@ def _plan(
   return plan.plan_classic(
       source.split, source.path, index, source.labels, num_shards[source.split]
   )
+
+
+def _stale_staging_dirs(output_dir: Path) -> list[Path]:
+  """The staging folders killed builds of `output_dir` left (`publish`).
+
+  Only real folders: `publish` never makes a symlink, and one of that name
+  points at something that is not ours to delete.
+  """
+  return [
+      path
+      for path in output_dir.parent.glob(f'{output_dir.name}.incomplete-*')
+      if path.is_dir() and not path.is_symlink()
+  ]
 
 
 def _existing_ancestor(path: Path) -> Path:

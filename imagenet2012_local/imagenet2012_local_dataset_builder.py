@@ -15,6 +15,7 @@ from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import paths
+from imagenet2012_local import protected_paths
 from imagenet2012_local import resume
 from imagenet2012_local import settings
 from imagenet2012_local import shard_writer
@@ -75,6 +76,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     self._verify_checksums = settings.verify_checksums(verify_checksums)
     self._skip_bad_images = settings.skip_bad_images(skip_bad_images)
     self._resume = settings.resume(resume)
+    # The folders a build reads, which it may not delete: the manual dir,
+    # once `_download_and_prepare` knows it (`protected_paths`).
+    self._inputs: list[str] = []
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -115,6 +119,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
     start = time.monotonic()
+    self._inputs = [tfds_internals.manual_dir_as_given(dl_manager)]
+    self._refuse_to_delete_inputs()  # Before any work: nothing is lost.
     if download_config.max_examples_per_split is not None:
       path = 'tfds-generator'
       why = 'max_examples_per_split is set: TFDS writes what it takes'
@@ -164,7 +170,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # Beam hands results back only at the end: its workers record shards.
     kept = self._kept_shards(flush_in_batches=not on_beam)
     if not self._resume:
-      kept.remove()
+      kept.remove(self._inputs)
     written = engine.write_all(
         sources,
         engine.tfds_planner,
@@ -196,9 +202,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _post_download_and_prepare_hook(self) -> None:
     """After TFDS published the dataset: what interrupted builds left is stale."""
     super()._post_download_and_prepare_hook()
-    self._kept_shards().remove()
+    self._kept_shards().remove(self._inputs)
     for stale in tfds_internals.stale_incomplete_dirs(self.data_path):
-      stale.rmtree(missing_ok=True)
+      protected_paths.delete(stale, self._inputs)
+
+  def _refuse_to_delete_inputs(self) -> None:
+    """Raises if a folder the build deletes (kept shards, killed builds'
+    `incomplete.*`) is, holds or is inside the manual dir (`protected_paths`)."""
+    version_dir = self.data_path.parent / str(self.version)
+    for folder in [
+        self._kept_shards().folder,
+        *tfds_internals.stale_incomplete_dirs(version_dir),
+    ]:
+      protected_paths.refuse_to_delete(folder, self._inputs)
 
   def _split_sources(
       self, dl_manager: tfds.download.DownloadManager

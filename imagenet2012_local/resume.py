@@ -46,6 +46,7 @@ from etils import epath
 
 from imagenet2012_local import paths
 from imagenet2012_local import plan
+from imagenet2012_local import protected_paths
 from imagenet2012_local import settings
 
 # Bump whenever a change to the code changes the bytes of a shard.
@@ -238,7 +239,9 @@ class KeptShards:
         pass  # Another file system: copy.
     epath.Path(source).copy(destination, overwrite=True)
 
-  def remove(self) -> None:
-    """Deletes the folder: the build it served has succeeded."""
-    self.folder.rmtree(missing_ok=True)
+  def remove(self, inputs: Sequence[epath.PathLike] = ()) -> None:
+    """Deletes the folder (the build it served has succeeded, or starts
+    afresh), unless it is, holds or is inside one of `inputs`, the folders
+    of the build's archives (`protected_paths`)."""
+    protected_paths.delete(self.folder, inputs)
 

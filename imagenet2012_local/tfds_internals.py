@@ -95,9 +95,11 @@ def progress_bar(iterable: Iterable[_T] | None = None, **kwargs):
 
 def stale_incomplete_dirs(version_dir: epath.Path) -> list[epath.Path]:
   """The temporary folders that killed builds of `version_dir` left behind
-  (TFDS builds into `incomplete.<6 random characters>_<version>` beside it)."""
+  (TFDS builds into `incomplete.<6 random characters>_<version>` beside it).
+  Only real folders: TFDS makes no symlink, and one of that name points at
+  something that is not ours to delete."""
   return [
       path
       for path in version_dir.parent.glob(f'incomplete.*_{version_dir.name}')
-      if path.is_dir()
+      if path.is_dir() and not os.path.islink(path)
   ]

@@ -132,6 +132,8 @@ def export(
   Raises:
     ExportError: The dataset is not prepared or not in TFRecord files, a
       split is unknown or missing from it, or an image is not a JPEG.
+    protected_paths.InputFolderError: `output_dir` is, holds or is inside
+      the prepared dataset's folder (or holds an ImageNet archive).
     publish.OutputExistsError: `output_dir` exists without `overwrite`.
     tfrecords.CorruptRecordError: A file of the dataset is damaged.
   """
@@ -143,8 +145,10 @@ def export(
         f'Choose among {", ".join(classic_layout.DEFAULT_SHARDS)}.',
     ))
   output_dir = output_dir.absolute()
-  publish.check_free(output_dir, overwrite)
   builder = tfds.builder('imagenet2012_local', data_dir=data_dir)
+  # The dataset read: an output at, around or inside it is never replaced.
+  inputs = [builder.data_path]
+  publish.check_free(output_dir, overwrite, inputs)
   if not builder.is_prepared():
     raise ExportError(errors.two_lines(
         f'No prepared imagenet2012_local {builder.info.version} in'
@@ -169,7 +173,7 @@ def export(
         ' of that split first.',
     ))
 
-  with publish.staged(output_dir, overwrite) as staging:
+  with publish.staged(output_dir, overwrite, inputs) as staging:
     for split in splits:
       _export_split(
           builder, split, staging, num_shards[split], seed, dali_index
