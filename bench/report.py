@@ -1,9 +1,11 @@
 """Summarizes benchmark runs and renders them as Markdown.
 
 `python -m bench.report results-*.json > bench/RESULTS.md` renders saved
-results (each file one section: its conditions, table and notes); the harness
-saves the same section as results-*.md. Ratios only ever compare variants of
-the same file, i.e. measured in the same harness run under the same conditions.
+results (each file one section: its conditions, disk kind, table and notes);
+the harness saves the same section as results-*.md. `--by-disk` prints
+instead one table with a row per file (per disk kind), for the README and
+docs/performance.md. Ratios only ever compare variants of the same file, i.e.
+measured in the same harness run under the same conditions.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from bench import disk_report
 
 _BASELINES = ('upstream', 'cat', 'floor', 'floor-verified', 'floor-reread')
 _COLUMNS = (
@@ -136,9 +140,18 @@ def conditions(results: Mapping[str, object]) -> list[str]:
       if limit
       else 'No memory cap (page cache limited only by the machine\'s RAM).'
   )
+  reads = (
+      f'Reads from the archives\' disk limited as on a {disk_report.disk(config)} disk,'
+      ' by a cgroup read throttle (bench/throttle.py); writes not limited.'
+      ' The variants\' libraries were read into the page cache before each'
+      ' run.'
+      if config.get('read_iops') or config.get('read_mbs')
+      else 'Reads not limited: this VM\'s own disk.'
+  )
   return [
       cache,
       memory,
+      reads,
       f'Machine: {config["cpus"]} CPUs, {config["ram_bytes"] / 2**30:.0f} GiB'
       f' RAM. Medians of {config["repeats"]} run(s) per variant, variants'
       ' alternating.',
@@ -157,22 +170,43 @@ def _floor_note(summary: Mapping[str, Mapping[str, object]]) -> list[str]:
   ]
 
 
-def render(results: Mapping[str, object]) -> str:
-  """One results file as a Markdown section: conditions, table, notes."""
+def _goal_note(summary: Mapping[str, Mapping[str, object]]) -> list[str]:
+  """The goal's ratios that this run measured, as one note."""
+  ratios = disk_report.goal_ratios(summary)
+  if not ratios:
+    return []
+  return [
+      "The goal's ratios (wall time / wall time): "
+      + '; '.join(f'{title} = {ratio:.2f}' for title, ratio in ratios.items())
+      + '.'
+  ]
+
+
+def _heading(results: Mapping[str, object]) -> str:
+  """The archives and the conditions, for a section or a row."""
   archives, config = results['archives'], results['config']
-  summary = summarize(results['runs'], config['variants'])
   limit = config.get('cache_limit')
-  return '\n'.join([
-      f'## {Path(archives["directory"]).name} ({archives["bytes"] / 1e9:.2f}'
+  return (
+      f'{Path(archives["directory"]).name} ({archives["bytes"] / 1e9:.2f}'
       f' GB, {archives["images"]:,} images):'
       f' {"cold" if config.get("cold") else "warm"},'
-      f' {f"capped at {limit:g} GB" if limit else "no memory cap"}',
+      f' {f"capped at {limit:g} GB" if limit else "no memory cap"},'
+      f' {disk_report.disk(config)}'
+  )
+
+
+def render(results: Mapping[str, object]) -> str:
+  """One results file as a Markdown section: conditions, table, notes."""
+  summary = summarize(results['runs'], results['config']['variants'])
+  notes = [*_goal_note(summary), *_floor_note(summary), *_NOTES]
+  return '\n'.join([
+      f'## {_heading(results)}',
       '',
       *(f'- {line}' for line in conditions(results)),
       '',
       markdown_table(summary),
       '',
-      *(f'- {line}' for line in [*_floor_note(summary), *_NOTES]),
+      *(f'- {line}' for line in notes),
       '',
   ])
 
@@ -183,8 +217,20 @@ def main(argv: Sequence[str] | None = None) -> int:
       prog='python -m bench.report', description=__doc__.splitlines()[0]
   )
   parser.add_argument('results', nargs='+', type=Path, help='results-*.json')
+  parser.add_argument(
+      '--by-disk',
+      action='store_true',
+      help='print one table, a row per file (per disk kind): for the docs',
+  )
   args = parser.parse_args(argv)
-  sections = [render(json.loads(path.read_text())) for path in args.results]
+  results = [json.loads(path.read_text()) for path in args.results]
+  if args.by_disk:
+    print(disk_report.by_disk([
+        (one['config'], summarize(one['runs'], one['config']['variants']))
+        for one in results
+    ]), end='')
+    return 0
+  sections = [render(one) for one in results]
   print(
       '# Benchmark results\n\nMade by `python -m bench.report` from the'
       ' harness\'s results files (see bench/README.md).\n'

@@ -41,10 +41,12 @@ class ReadLimit:
 
   def describe(self) -> str:
     """E.g. '375 reads/s, 60 MB/s'."""
-    return ', '.join(
-        [f'{self.iops:,} reads/s'] * bool(self.iops)
-        + [f'{self.bytes_per_s / 1e6:g} MB/s'] * bool(self.bytes_per_s)
-    ) or 'unlimited'
+    parts = []
+    if self.iops:
+      parts.append(f'{self.iops:,} reads/s')
+    if self.bytes_per_s:
+      parts.append(f'{self.bytes_per_s / 1e6:g} MB/s')
+    return ', '.join(parts) or 'unlimited'
 
 
 # The disks ImageNet mostly lives on (issue 22): a cloud VM's standard
@@ -60,7 +62,10 @@ _HOW_TO_FIX = (
     ' hierarchy with the io controller is writable, or leave out --read-iops,'
     ' --read-mbs and --disk-kind'
 )
-_V1_FILES = ('blkio.throttle.read_iops_device', 'blkio.throttle.read_bps_device')
+_V1_FILES = (
+    'blkio.throttle.read_iops_device',
+    'blkio.throttle.read_bps_device',
+)
 
 
 def block_device(path: Path) -> str:
@@ -135,10 +140,12 @@ class ReadThrottle(cgroup.ChildCgroup):
           for name, value in zip(_V1_FILES, values)
           if value
       }
-    limits = [f'riops={self._limit.iops}'] * bool(self._limit.iops) + [
-        f'rbps={self._limit.bytes_per_s}'
-    ] * bool(self._limit.bytes_per_s)
-    return {'io.max': ' '.join([self._device, *limits])}
+    limits = [self._device]
+    if self._limit.iops:
+      limits.append(f'riops={self._limit.iops}')
+    if self._limit.bytes_per_s:
+      limits.append(f'rbps={self._limit.bytes_per_s}')
+    return {'io.max': ' '.join(limits)}
 
   def __enter__(self) -> ReadThrottle:
     try:
