@@ -30,9 +30,11 @@ _ARCHIVE_PATTERNS = ('ILSVRC2012_*.tar', 'ILSVRC2012_*.tar.gz')
 
 
 class InputFolderError(errors.Imagenet2012LocalError):
-  """A folder to be replaced or deleted is, holds or lies inside an input
-  folder (the manual dir, the dataset exported), or holds an ImageNet
-  archive; nothing was deleted."""
+  """A folder to replace or delete is, holds or is inside an input folder.
+
+  The input folders: the manual dir, the dataset `export-tpu` reads, any
+  folder holding an ImageNet archive. Nothing was deleted.
+  """
 
 
 def refuse_to_delete(
