@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from imagenet2012_local import errors
+
+_TF_LOG_LEVEL_ENV_VAR = 'TF_CPP_MIN_LOG_LEVEL'
 
 # Subcommand -> (module with `add_arguments(parser)` and `run(args) -> int`, help).
 # A `run` that raises our error (two lines: what is wrong, what to do) exits
@@ -24,6 +27,13 @@ _COMMANDS = {
         ' (the classic ImageNet layout that TPU, Intel, MLPerf and DALI ResNet'
         ' pipelines read: the old conversion script\'s keys, 1-based labels)'
         ' straight from the downloaded archives, in one pass.',
+    ),
+    'build-wds': (
+        'imagenet2012_local.wds_build',
+        'Write WebDataset shards, imagenet1k-train-{0000..1023}.tar /'
+        ' imagenet1k-validation-{0000..0063}.tar (timm\'s imagenet-1k-wds'
+        ' layout, read by timm, OpenCLIP and HF datasets: .jpg, .cls, .json'
+        ' per image) straight from the downloaded archives, in one pass.',
     ),
     'export-tpu': (
         'imagenet2012_local.tpu_export',
@@ -70,13 +80,7 @@ def add_classic_layout_arguments(parser: argparse.ArgumentParser) -> None:
   # Imported here: the top-level parser stays free of the writers' imports.
   from imagenet2012_local import classic_layout  # pylint: disable=g-import-not-at-top
 
-  for split, shards in classic_layout.DEFAULT_SHARDS.items():
-    parser.add_argument(
-        f'--{split}_shards',
-        type=_positive_int,
-        default=shards,
-        help=f'Number of {split} files (default: %(default)s).',
-    )
+  add_shard_count_arguments(parser, classic_layout.DEFAULT_SHARDS)
   parser.add_argument(
       '--dali_index',
       action='store_true',
@@ -89,7 +93,27 @@ def classic_shard_counts(args: argparse.Namespace) -> dict[str, int]:
   """{split: files} from the flags of `add_classic_layout_arguments`."""
   from imagenet2012_local import classic_layout  # pylint: disable=g-import-not-at-top
 
-  return {split: getattr(args, f'{split}_shards') for split in classic_layout.DEFAULT_SHARDS}
+  return shard_counts(args, classic_layout.DEFAULT_SHARDS)
+
+
+def add_shard_count_arguments(
+    parser: argparse.ArgumentParser, defaults: Mapping[str, int]
+) -> None:
+  """Adds `--<split>_shards` for each split of `defaults` ({split: files})."""
+  for split, shards in defaults.items():
+    parser.add_argument(
+        f'--{split}_shards',
+        type=_positive_int,
+        default=shards,
+        help=f'Number of {split} files (default: %(default)s).',
+    )
+
+
+def shard_counts(
+    args: argparse.Namespace, defaults: Mapping[str, int]
+) -> dict[str, int]:
+  """{split: files} from the flags of `add_shard_count_arguments`."""
+  return {split: getattr(args, f'{split}_shards') for split in defaults}
 
 
 def _positive_int(text: str) -> int:
@@ -101,6 +125,10 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `imagenet2012-local` console script."""
+  # Before any subcommand imports TensorFlow, and only if the user chose no
+  # level: 1 hides TensorFlow's INFO lines (CPU features, buffer sizes), never
+  # its warnings or errors.
+  os.environ.setdefault(_TF_LOG_LEVEL_ENV_VAR, '1')
   parser = argparse.ArgumentParser(
       prog='imagenet2012-local',
       description='Tools around the imagenet2012_local TFDS dataset.',
