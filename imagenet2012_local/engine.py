@@ -134,8 +134,11 @@ def tfds_planner(
 
 @contextlib.contextmanager
 def local_map() -> Iterator[shard_writer.MapFn]:
-  """What runs a build's units of work without Beam: `settings.workers()`
-  worker processes (`worker_pool`), or builtin `map` if that is 1."""
+  """What runs a build's units of work without Beam: up to
+  `settings.workers()` worker processes (`worker_pool`), or builtin `map` if
+  that is 1. Says first which settings were lowered to their bounds."""
+  for line in settings.lowered():
+    print(line, file=sys.stderr)
   workers = settings.workers()
   if workers == 1:
     yield map

@@ -10,15 +10,17 @@ an unset variable means the default documented here.
 | IMAGENET2012_LOCAL_CHECKSUMS | - | none | extra checksum tables, separated by os.pathsep |
 | IMAGENET2012_LOCAL_CACHE_DIR | - | ~/.cache/imagenet2012_local | where verified archives and archive indexes are remembered |
 | IMAGENET2012_LOCAL_RESUME | resume | on | reuse the shards an interrupted build finished; off starts afresh |
-| IMAGENET2012_LOCAL_SYNC_EVERY_MB | - | 1024 | finished shards are flushed to disk and recorded for a resume each time this many MB of them wait (builds without Beam; 0: each shard) |
-| IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud | image reads kept in flight (per process) |
-| IMAGENET2012_LOCAL_WORKERS | - | the CPUs this process may use, at most 8 | processes that index and write shards in a build without Beam (1: all in the build's own process) |
-| IMAGENET2012_LOCAL_INDEX_ORDER | - | auto | how a first build indexes an archive: `by-offset` (a header read per image), `in-order` (one sequential read, shared with the digest), or `auto` (measure the disk; `disk_probe`) |
+| IMAGENET2012_LOCAL_SYNC_EVERY_MB | - | 1024 (at most 8192) | finished shards are flushed to disk and recorded for a resume each time this many MB of them wait (builds without Beam; 0: each shard) |
+| IMAGENET2012_LOCAL_READS_IN_FLIGHT | - | 16 local, 64 cloud (at most 256) | image reads kept in flight (per process) |
+| IMAGENET2012_LOCAL_WORKERS | - | the CPUs this process may use, at most 8; never more than those CPUs | processes that index and write shards in a build without Beam (1: all in the build's own process) |
+
+A number above its bound is lowered to it; `lowered()` says so.
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from etils import epath
 
@@ -41,19 +43,57 @@ _INDEX_ORDERS = ('auto', 'by-offset', 'in-order')
 # storage answers in 1-50 ms, so it needs more requests to fill a worker.
 _READS_IN_FLIGHT_LOCAL = 16
 _READS_IN_FLIGHT_CLOUD = 64
+# Past the device's request queue (nr_requests, 64-256 on Linux) local reads
+# only wait in the kernel; on cloud storage each read in flight is a thread
+# with its own open file and buffers. 256 ImageNet-sized reads are ~28 MB
+# (`image_reads` caps the bytes in flight at 64 MiB besides).
+_MAX_READS_IN_FLIGHT = 256
 # Flushing shards to disk one by one costs a wait each: the classic layout's
 # 1,152 shards of a cold 8 GB build took ~2 s longer (of ~28 s) than one
-# `sync` per GB. A kill loses at most this much finished, unrecorded work.
+# `sync` per GB. A kill loses up to about twice this much finished work: past
+# 8 GiB (16 GB at risk, a ninth of full ImageNet's ~145 GB of shards), rarer
+# flushes save nothing worth that.
 _SYNC_EVERY_MB = 1024
+_MAX_SYNC_EVERY_MB = 8 << 10
 # One build process keeps one core busy with Python and system calls while
 # the disk could take more (cold 8 GB build, 2 cores: 19.4 s of writing in
 # one process, 13.5 s with two workers). Past ~8, one disk is the limit and
-# each worker only adds ~50 MB of memory.
+# each worker only adds ~50 MB of memory. Asked for, more workers than usable
+# CPUs only take turns on them.
 _MAX_DEFAULT_WORKERS = 8
 
 
 class SettingError(errors.Imagenet2012LocalError, ValueError):
   """An environment variable has a value this package cannot use."""
+
+
+class _Number(NamedTuple):
+  """A whole-number environment variable and its bounds."""
+
+  env_var: str
+  minimum: int  # Less is an error.
+  maximum: int  # More is lowered to this.
+  why: str  # Why more than `maximum` is not used, for `lowered`.
+
+
+_READS_IN_FLIGHT = _Number(
+    READS_IN_FLIGHT_ENV_VAR, 1, _MAX_READS_IN_FLIGHT,
+    'more reads in flight only queue in the kernel (local disks) or each hold'
+    ' a thread and its buffers (cloud storage)',
+)
+_SYNC_EVERY = _Number(
+    SYNC_EVERY_MB_ENV_VAR, 0, _MAX_SYNC_EVERY_MB,
+    'a killed build loses up to about twice this many MB of finished shards',
+)
+
+
+def _workers_number() -> _Number:
+  cpus = usable_cpus()
+  return _Number(
+      WORKERS_ENV_VAR, 1, cpus,
+      f'more worker processes than the CPUs this process may use ({cpus})'
+      ' only take turns on them',
+  )
 
 
 def flag(argument: bool | None, env_var: str, default: bool) -> bool:
@@ -115,7 +155,7 @@ def reads_in_flight(archive: epath.PathLike) -> int:
   """
   local = paths.is_local(archive)
   default = _READS_IN_FLIGHT_LOCAL if local else _READS_IN_FLIGHT_CLOUD
-  return _whole_number(READS_IN_FLIGHT_ENV_VAR, default, minimum=1)
+  return _whole_number(_READS_IN_FLIGHT, default)
 
 
 def sync_every_bytes() -> int:
@@ -125,7 +165,7 @@ def sync_every_bytes() -> int:
   Raises:
     SettingError: the variable is not a whole number.
   """
-  return _whole_number(SYNC_EVERY_MB_ENV_VAR, _SYNC_EVERY_MB, minimum=0) << 20
+  return _whole_number(_SYNC_EVERY, _SYNC_EVERY_MB) << 20
 
 
 def workers() -> int:
@@ -135,35 +175,54 @@ def workers() -> int:
   Raises:
     SettingError: the variable is not a positive whole number.
   """
-  usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-  return _whole_number(
-      WORKERS_ENV_VAR, min(usable or 1, _MAX_DEFAULT_WORKERS), minimum=1
-  )
+  number = _workers_number()
+  return _whole_number(number, min(number.maximum, _MAX_DEFAULT_WORKERS))
 
 
-def _whole_number(env_var: str, default: int, minimum: int) -> int:
-  value = os.environ.get(env_var, '').strip()
-  if not value:
-    return default
-  if not value.isdigit() or int(value) < minimum:
-    raise SettingError(errors.two_lines(
-        f'{env_var}={value!r} is not a whole number of at least {minimum}',
-        f'Set {env_var} to a number such as {default}, or unset it for the'
-        ' default.',
-    ))
-  return int(value)
+def usable_cpus() -> int:
+  """The CPUs this process may run on (its affinity, where the OS has one)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
-def index_order() -> str:
-  """How a first build indexes an archive: 'auto', 'by-offset' or 'in-order'.
+def lowered() -> list[str]:
+  """One line for each number set above its bound: what was asked, what is
+  used, and why.
 
   Raises:
-    SettingError: the variable is set to another value.
+    SettingError: a number is set to something that is not one.
   """
-  value = os.environ.get(INDEX_ORDER_ENV_VAR, '').strip().lower() or 'auto'
-  if value not in _INDEX_ORDERS:
-    raise SettingError(errors.two_lines(
-        f'{INDEX_ORDER_ENV_VAR}={value!r} is not one of {", ".join(_INDEX_ORDERS)}',
-        f'Set {INDEX_ORDER_ENV_VAR} to one of them, or unset it for auto.',
-    ))
-  return value
+  return [
+      f'{number.env_var}={os.environ[number.env_var].strip()} lowered to'
+      f' {number.maximum}: {number.why}.'
+      for number in (_workers_number(), _READS_IN_FLIGHT, _SYNC_EVERY)
+      if (requested := _requested(number)) is not None
+      and requested > number.maximum
+  ]
+
+
+def _whole_number(number: _Number, default: int) -> int:
+  """$`number.env_var` lowered to its maximum, or `default` if unset."""
+  requested = _requested(number)
+  return default if requested is None else min(requested, number.maximum)
+
+
+def _requested(number: _Number) -> int | None:
+  """The value of $`number.env_var`, None if unset; one past the maximum for
+  any longer number."""
+  value = os.environ.get(number.env_var, '').strip()
+  if not value:
+    return None
+  digits = value.lstrip('0') or '0'
+  if value.isascii() and value.isdigit():
+    if len(digits) > len(str(number.maximum)):  # `int` refuses 4,300 digits.
+      return number.maximum + 1
+    if int(digits) >= number.minimum:
+      return int(digits)
+  raise SettingError(errors.two_lines(
+      f'{number.env_var}={value!r} is not a whole number of at least'
+      f' {number.minimum}',
+      f'Set {number.env_var} to a number from {number.minimum} to'
+      f' {number.maximum}, or unset it for the default.',
+  ))

@@ -6,7 +6,9 @@ one process and in 13.5 s with two workers; full ImageNet's image count,
 warm, in 50.7 s and 28.6 s. So a build hands its units of work (groups of
 inner tars to index, shards to write) to `WorkerPool`, whose `map` has
 builtin `map`'s signature and returns results in item order: the output is
-the same, byte for byte, with any number of workers.
+the same, byte for byte, with any number of workers. A worker is started
+only when an item waits for it, so a pool never runs more processes than
+items were ever in progress at once.
 
 The workers are plain Python processes running `work`, not
 `multiprocessing`'s: those import the launching program's main module again,
@@ -126,8 +128,17 @@ class WorkerPool:
   """
 
   def __init__(self, workers: int):
-    """Starts `workers` processes (they import this package meanwhile)."""
-    self._workers = [_Worker() for _ in range(workers)]
+    """A pool of up to `workers` processes, each started when an item waits
+    for it (a process starts in ~0.1 s; the modules its work needs are
+    imported with its first item in any case)."""
+    self._size = workers
+    self._workers: list[_Worker] = []
+    self._closed = False
+
+  @property
+  def started(self) -> int:
+    """How many worker processes the pool has started so far."""
+    return len(self._workers)
 
   def __enter__(self) -> WorkerPool:
     return self
@@ -141,10 +152,11 @@ class WorkerPool:
     for worker in self._workers:
       worker.stop()
     self._workers = []
+    self._closed = True
 
   def __call__(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
     """`fn` of each item, on the workers; results in item order."""
-    if not self._workers:
+    if self._closed:
       raise ValueError('the worker pool is closed')
     pending = enumerate(items)
     idle = list(self._workers)
@@ -154,8 +166,10 @@ class WorkerPool:
     next_result = 0
     try:
       while True:
-        while idle and (item := next(pending, None)) is not None:
-          worker = idle.pop()
+        while (idle or self.started < self._size) and (
+            item := next(pending, None)
+        ) is not None:
+          worker = idle.pop() if idle else self._start_worker()
           worker.requests.send((None if worker in sent_fn else fn, item[1]))
           sent_fn.add(worker)
           busy[worker.answers] = (worker, item[0])
@@ -172,6 +186,11 @@ class WorkerPool:
     finally:
       if busy:  # Given up midway: answers still due would confuse a next call.
         self.close()
+
+  def _start_worker(self) -> _Worker:
+    worker = _Worker()
+    self._workers.append(worker)
+    return worker
 
 
 def _serve(requests: connection.Connection, answers: connection.Connection) -> None:
