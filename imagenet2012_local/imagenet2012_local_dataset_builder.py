@@ -222,12 +222,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """The archives present, checked before any is read (`split_sources`)."""
     try:
       manual_dir = epath.Path(dl_manager.manual_dir)
-    except AssertionError as e:
-      # TFDS's own check, whose message is a page of instructions.
-      raise MissingArchivesError(split_sources.missing_archives(
-          f'{tfds_internals.manual_dir_as_given(dl_manager)} does not exist or'
-          ' is empty'
-      )) from e
+    except (AssertionError, OSError) as e:
+      # TFDS's own check: a page of instructions, or NotADirectoryError for
+      # a file. Ours names what the folder holds instead.
+      raise split_sources.no_archives_error(
+          tfds_internals.manual_dir_as_given(dl_manager)
+      ) from e
     sources = split_sources.find_sources(
         manual_dir,
         self._verify_checksums,

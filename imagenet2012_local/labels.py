@@ -82,7 +82,7 @@ class Devkit:
   """What the builder uses from ILSVRC2012_devkit_t12.tar.gz."""
 
   validation_wnids: list[str]
-  words_by_wnid: dict[str, str]  # Human-readable class names.
+  words_by_wnid: dict[str, str]  # Human-readable names of the 1,000 classes.
 
 
 def read_devkit(data: bytes, origin: str = DEVKIT_NAME) -> Devkit:
@@ -97,7 +97,12 @@ def read_devkit(data: bytes, origin: str = DEVKIT_NAME) -> Devkit:
     ) from e
   synsets = scipy.io.loadmat(io.BytesIO(meta), squeeze_me=True)['synsets']
   wnid_by_id = {int(s['ILSVRC2012_ID']): str(s['WNID']) for s in synsets}
-  words = {str(s['WNID']): str(s['words']) for s in synsets}
+  # meta.mat lists 1,860 synsets: the 1,000 classes and the WordNet nodes
+  # above them. Only the classes name a label.
+  classes = set(class_names_file().read_text().split())
+  words = {
+      str(s['WNID']): str(s['words']) for s in synsets if str(s['WNID']) in classes
+  }
   try:
     wnids = [wnid_by_id[int(line)] for line in truth.decode().split()]
   except (KeyError, ValueError) as e:

@@ -9,6 +9,7 @@ checked with the devkit when it is there).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import MutableMapping, Sequence
 
 from etils import epath
@@ -21,12 +22,20 @@ from imagenet2012_local import errors
 from imagenet2012_local import in_order_index
 from imagenet2012_local import index_cache
 from imagenet2012_local import labels
+from imagenet2012_local import near_misses
 from imagenet2012_local import tar_reader
 from imagenet2012_local import verification
 
 
 class MissingArchivesError(errors.Imagenet2012LocalError, FileNotFoundError):
   """The manual dir holds none of the split archives."""
+
+
+# How a user names the manual dir: the flag of `tfds build` and `build-classic`,
+# the argument in Python.
+_MANUAL_DIR_OPTION = (
+    '--manual_dir (in Python: tfds.download.DownloadConfig(manual_dir=...))'
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,23 +104,19 @@ def find_sources(
 ) -> Sources:
   """The archives present in `manual_dir`, checked before any is read.
 
+  Prints `building_line` first: the one line that says, at the start of
+  every build, which splits it builds and which archives it did not find.
+
   Raises:
-    MissingArchivesError: no split archive is there.
+    MissingArchivesError: no split archive is there (`no_archives_error`).
     verification.ChecksumError: an archive has a size no known copy has.
     tar_reader.ArchiveError: an archive is not a whole number of tar blocks.
     disk_space.DiskSpaceError: `output_dir` has too little free space.
     labels.LabelError: the devkit disagrees with the shipped labels.
   """
   manual_dir = epath.Path(manual_dir)
-  present = [
-      archive
-      for archive in archive_facts.ARCHIVES
-      if (manual_dir / archive.file_name).exists()
-  ]
-  if not present:
-    raise MissingArchivesError(
-        missing_archives(f'No ImageNet 2012 archive in {manual_dir}')
-    )
+  present = present_archives(manual_dir)
+  print(building_line(manual_dir, present), file=sys.stderr, flush=True)
   checks = {
       archive.split: verification.ArchiveCheck(
           manual_dir / archive.file_name, verify_checksums
@@ -139,11 +144,100 @@ def find_sources(
   )
 
 
-def missing_archives(what: str) -> str:
-  """The message of a MissingArchivesError: `what` is wrong, then what to do."""
-  names = ', '.join(archive.file_name for archive in archive_facts.ARCHIVES)
-  return errors.two_lines(
-      f'{what}: expected {names} (any of them)',
-      f'Download them from {archive_facts.DOWNLOAD_PAGE} (free registration)'
-      ' into that folder, or pass --manual_dir=<the folder that holds them>.',
+def present_archives(manual_dir: epath.Path) -> list[archive_facts.Archive]:
+  """The split archives in `manual_dir`, in split order.
+
+  Raises:
+    MissingArchivesError: there are none (`no_archives_error`).
+  """
+  present = [
+      archive
+      for archive in archive_facts.ARCHIVES
+      if (manual_dir / archive.file_name).is_file()
+  ]
+  if not present:
+    raise no_archives_error(manual_dir)
+  return present
+
+
+def building_line(
+    manual_dir: epath.Path, present: Sequence[archive_facts.Archive]
+) -> str:
+  """One line: the splits built from which archives, the archives not found
+  (with what looks like them), and how to add a split later."""
+  built = ', '.join(f'{a.split} from {a.file_name}' for a in present)
+  absent = [
+      _absent(manual_dir, archive)
+      for archive in archive_facts.ARCHIVES
+      if archive not in present
+  ]
+  if not absent:
+    return f'Building {built} in {manual_dir}.'
+  return (
+      f'Building {built}; not found in {manual_dir}: {", ".join(absent)}; to'
+      ' add a split later, put its archive there and rerun with --overwrite.'
   )
+
+
+def _absent(manual_dir: epath.Path, archive: archive_facts.Archive) -> str:
+  """A missing archive, its split, and what in `manual_dir` looks like it."""
+  notes = [archive.split]
+  if archive is archive_facts.TEST:
+    notes.append('optional')
+  near = near_misses.near_miss(manual_dir, archive)
+  if near:
+    notes.append(near[0])
+  return f'{archive.file_name} ({", ".join(notes)})'
+
+
+def no_archives_error(manual_dir: epath.PathLike) -> MissingArchivesError:
+  """The error for a manual dir without any split archive: what is there
+  instead (nothing, a file, a renamed or unfinished download, extracted
+  images, other files), and what to do."""
+  manual_dir = epath.Path(manual_dir)
+  names = ', '.join(archive.file_name for archive in archive_facts.ARCHIVES)
+  download = (
+      f'Download them from {archive_facts.DOWNLOAD_PAGE} (free registration)'
+      ' into that folder, or pass the folder that holds them as'
+      f' {_MANUAL_DIR_OPTION}.'
+  )
+  if not manual_dir.exists():
+    return MissingArchivesError(errors.two_lines(
+        f'The manual dir {manual_dir} does not exist',
+        f'Pass the folder that holds {names} (any of them) as'
+        f' {_MANUAL_DIR_OPTION}.',
+    ))
+  if not manual_dir.is_dir():
+    return MissingArchivesError(errors.two_lines(
+        f'The manual dir {manual_dir} is a file, not a folder',
+        f'Pass the folder that holds it, {manual_dir.parent}, as'
+        f' {_MANUAL_DIR_OPTION}.',
+    ))
+  for archive in archive_facts.ARCHIVES:
+    near = near_misses.near_miss(manual_dir, archive)
+    if near:
+      return MissingArchivesError(errors.two_lines(
+          f'No ImageNet 2012 archive in {manual_dir}, but {near[0]}'
+          f' ({archive.file_name})',
+          near[1],
+      ))
+  extracted = near_misses.extracted_images(manual_dir)
+  if extracted:
+    return MissingArchivesError(errors.two_lines(
+        f'{manual_dir} holds extracted images ({extracted}), not the ImageNet'
+        f' 2012 archives: expected {names} (any of them)',
+        'The build reads the archives as downloaded, without extracting them:'
+        ' put them in a folder (the extracted copy is not needed) and pass it'
+        f' as {_MANUAL_DIR_OPTION}.',
+    ))
+  held = sorted(path.name for path in manual_dir.iterdir())
+  holds = (
+      f'; it holds {", ".join(held[:3])}{" ..." if len(held) > 3 else ""}'
+      if held
+      else '; it is empty'
+  )
+  return MissingArchivesError(errors.two_lines(
+      f'No ImageNet 2012 archive in {manual_dir}: expected {names} (any of'
+      f' them){holds}',
+      download,
+  ))
