@@ -136,11 +136,11 @@ def _per_disk_kind(args: argparse.Namespace) -> list[argparse.Namespace]:
       argparse.Namespace(**{
           **vars(args),
           'disk_kind': kind,
-          'read_iops': limit.iops,
-          'read_mbs': limit.bytes_per_s / 1e6 if limit.bytes_per_s else None,
+          'read_iops': throttle.DISK_KINDS[kind].iops,
+          'read_mbs': (throttle.DISK_KINDS[kind].bytes_per_s or 0) / 1e6
+          or None,
       })
-      for kind, limit in throttle.DISK_KINDS.items()
-      if kind in args.disk_kind
+      for kind in args.disk_kind
   ]
 
 
