@@ -74,9 +74,10 @@ _VARIANT_IMPORTS = (
 
 def warm_libraries() -> None:
   """Brings the files the variants import into the page cache, by importing
-  them in a process of this one's groups: a run in a throttled group would
-  otherwise pay their page faults at the throttled rate (at 375 reads a
-  second, seconds of start-up that no disk holding only archives costs)."""
+  them in a process outside the run's groups: a run in a throttled group
+  would otherwise pay their page faults at the throttled rate (thousands of
+  reads: seconds at 375 a second), a cost of where the harness keeps its
+  libraries, not of reading the archives."""
   subprocess.run(
       [sys.executable, '-c', f'import {", ".join(_VARIANT_IMPORTS)}'],
       stdout=subprocess.DEVNULL,
