@@ -15,6 +15,7 @@ from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import paths
+from imagenet2012_local import prepare_checks
 from imagenet2012_local import protected_paths
 from imagenet2012_local import resume
 from imagenet2012_local import settings
@@ -80,6 +81,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # once `_download_and_prepare` knows it (`protected_paths`).
     self._inputs: list[str] = []
     super().__init__(**kwargs)
+
+  def download_and_prepare(self, *, download_config=None, **kwargs) -> None:
+    """TFDS's, after a look at the manual dir (`prepare_checks`): no archive,
+    or an archive of a split a prepared dataset lacks, fails before TFDS makes
+    any folder or reuses the dataset."""
+    config = download_config or tfds.download.DownloadConfig()
+    prepare_checks.check_manual_dir(self, config, kwargs.get('download_dir'))
+    super().download_and_prepare(download_config=config, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
