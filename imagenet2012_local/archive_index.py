@@ -39,6 +39,8 @@ _R = TypeVar('_R')
 
 # (name, offset of its first byte in the archive file, size) of one member.
 Entry = tuple[str, int, int]
+# The optional columns of what the images' content gave (see ArchiveIndex).
+CONTENT_COLUMNS = ('stored_sizes', 'heights', 'widths')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,19 +52,25 @@ class ArchiveIndex:
   sizes: np.ndarray  # int64
   class_ids: np.ndarray  # int16: row of `class_dirs`; -1 in a flat archive.
   class_dirs: tuple[str, ...] = ()  # The wnids of train's inner tars.
+  # What each image's content gave where the archive was read in order
+  # (`in_order_index`), so that record sizes are known before it is read
+  # again: the bytes stored once fixed (-1: no decoder reads it), and the
+  # height and width of that JPEG (int64, int32, int32). None otherwise.
+  stored_sizes: np.ndarray | None = None
+  heights: np.ndarray | None = None
+  widths: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.names)
 
   def take(self, rows: np.ndarray | slice) -> ArchiveIndex:
     """The index of the given rows, in that order."""
-    return dataclasses.replace(
-        self,
-        names=self.names[rows],
-        offsets=self.offsets[rows],
-        sizes=self.sizes[rows],
-        class_ids=self.class_ids[rows],
-    )
+    columns = ('names', 'offsets', 'sizes', 'class_ids', *CONTENT_COLUMNS)
+    return dataclasses.replace(self, **{
+        column: getattr(self, column)[rows]
+        for column in columns
+        if getattr(self, column) is not None
+    })
 
   def file_name(self, row: int) -> str:
     return self.names[row].decode()

@@ -88,24 +88,38 @@ def make_record(
         'The classic layout holds JPEGs only: convert the image to a JPEG'
         ' first (imagenet2012_local.image_fixes.fix_image does).',
     ))
+  return example_encoding.serialize_features(
+      _features(image, header.height, header.width, label, file_name, class_names)
+  )
+
+
+def _features(
+    image: bytes | example_encoding.ByteCount,
+    height: int,
+    width: int,
+    label: int,
+    file_name: str,
+    class_names: Sequence[str],
+) -> dict[str, object]:
+  """The classic keys of one image (see `make_record`)."""
   # Classic 1-based labels over the sorted wnids; the test split has none.
   if label < 0:
     label, synset = -1, b''
   else:
     label, synset = label + 1, class_names[label].encode()
-  return example_encoding.serialize_features({
+  return {
       'image/encoded': image,
       'image/format': b'JPEG',
       'image/filename': file_name.encode(),
       'image/class/label': label,
       'image/class/synset': synset,
-      'image/height': header.height,
-      'image/width': header.width,
+      'image/height': height,
+      'image/width': width,
       'image/colorspace': b'RGB',
       # What pipelines decode to (decode_jpeg(channels=3)); the few grayscale
       # JPEGs keep their bytes, as in the TFDS dataset.
       'image/channels': 3,
-  })
+  }
 
 
 def write_shard(
@@ -152,6 +166,18 @@ class ClassicLayout:
   def encode(self, image: bytes, label: int, file_name: str) -> bytes:
     # The engine's images are fixed, so always JPEGs: no NotJpegError.
     return make_record(image, label, file_name, self._class_names)
+
+  def record_size(
+      self, stored_size: int, height: int, width: int, label: int, file_name: str
+  ) -> int | None:
+    """len(encode(...)) of a JPEG of `stored_size` bytes and that size; None
+    with DALI indexes (written by `write` only)."""
+    if self._dali_index:
+      return None
+    return example_encoding.serialized_size(_features(
+        example_encoding.ByteCount(stored_size), height, width, label,
+        file_name, self._class_names,
+    ))
 
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
     index = self.companions(path)

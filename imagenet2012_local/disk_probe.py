@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import mmap
 import os
@@ -59,29 +60,44 @@ def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
     size: its size in bytes.
     hashing: the checksum gate reads it in order anyway.
   """
-  choice = settings.index_order()
+  return _in_order(
+      path, size, _IN_ORDER_WITH_DIGEST if hashing else 1.0, 'indexing'
+  )
+
+
+def write_in_order(path: epath.PathLike, size: int) -> bool:
+  """Whether to read the images of the archive at `path` in order (one
+  read of it) rather than each at its offset (a random read each)."""
+  return _in_order(path, size, 1.0, 'reading images')
+
+
+def _in_order(path: epath.PathLike, size: int, threshold: float, what: str) -> bool:
+  """Whether reading `path` by offset, an image at a time, would take over
+  `threshold` times as long as reading it in order."""
+  choice = settings.read_order()
   if choice != 'auto':
     return choice == 'in-order'
   if not paths.is_local(path) or size < _MEASURED_FROM_BYTES:
-    return False  # Cloud storage: indexed by many workers at once.
+    return False  # Cloud storage: read by many workers at once.
   rates = measure(path, size)
   if rates is None:
     return False
   by_offset = size / AVERAGE_IMAGE_BYTES / rates.random_reads_per_s
   in_order = size / rates.sequential_bytes_per_s
-  threshold = _IN_ORDER_WITH_DIGEST if hashing else 1.0
   choose = by_offset > threshold * in_order
   _log.info(
-      '%s: %.0f random reads/s, %.0f MB/s in order: indexing %s (by offset'
+      '%s: %.0f random reads/s, %.0f MB/s in order: %s %s (by offset'
       ' ~%.0f s, in order ~%.0f s).',
       path, rates.random_reads_per_s, rates.sequential_bytes_per_s / 1e6,
-      'in order' if choose else 'by offset', by_offset, in_order,
+      what, 'in order' if choose else 'by offset', by_offset, in_order,
   )
   return choose
 
 
+@functools.cache
 def measure(path: epath.PathLike, size: int) -> DiskRates | None:
-  """The disk's rates under `path`; None where direct reads are refused."""
+  """The disk's rates under `path`, measured once per process; None where
+  direct reads are refused."""
   fd = direct_reads.open_direct(epath.Path(path))
   if fd is None:
     return None

@@ -15,17 +15,20 @@ offset, as before, once the pass has ended.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 
 from etils import epath
+import numpy as np
 
 from imagenet2012_local import archive_facts
 from imagenet2012_local import archive_index
 from imagenet2012_local import direct_reads
 from imagenet2012_local import disk_probe
+from imagenet2012_local import image_fixes
 from imagenet2012_local import tar_reader
 from imagenet2012_local import tfds_internals
 from imagenet2012_local import verification
@@ -41,7 +44,7 @@ class NotInOrder(Exception):
   """The archive cannot be indexed from an in-order read (not a plain tar)."""
 
 
-class _InOrderFile:
+class InOrderFile:
   """A read-only file over pieces of a sequential read, for reads at offsets
   that only move forward (or back by at most `_KEPT_BEHIND`).
 
@@ -118,6 +121,7 @@ def index_in_order(
     pieces: Iterator[bytes | memoryview],
     on_piece: Callable[[memoryview], None],
     skipped: MutableMapping[str, str],
+    on_image: Callable[[str, bytes], None] | None = None,
 ) -> archive_index.ArchiveIndex:
   """The index of `archive` at `path`, from its bytes in order.
 
@@ -128,6 +132,7 @@ def index_in_order(
       read to the end, even when the walk gives up.
     on_piece: called with every piece, in order (e.g. the digest's update).
     skipped: receives {member: why} of members that are not images.
+    on_image: called with each image's name and bytes, in index order.
 
   Raises:
     NotInOrder: the archive is not a plain tar; index it by offset.
@@ -135,12 +140,20 @@ def index_in_order(
   """
   path = epath.Path(path)
   size = path.stat().length
-  view = _InOrderFile(pieces, on_piece)
+  view = InOrderFile(pieces, on_piece)
+
+  def read_image(name: str, offset: int, image_size: int) -> None:
+    view.seek(offset)
+    on_image(name, view.read(image_size))
+
+  on_member = read_image if on_image else None
   try:
     if archive.nested:
-      index = _nested(view, path, size, archive.image_names)
+      index = _nested(view, path, size, archive.image_names, on_member)
     else:
-      members = _plain_members(view, path, 0, size, archive.image_names)
+      members = _plain_members(
+          view, path, 0, size, archive.image_names, on_member=on_member
+      )
       index = archive_index.ArchiveIndex.of_tar(members)
   finally:
     if sys.exc_info()[0] in (None, NotInOrder):  # Not past a damaged archive.
@@ -150,13 +163,19 @@ def index_in_order(
 
 
 def _nested(
-    view: _InOrderFile, path: epath.Path, size: int, image_names: archive_facts.Naming
+    view: InOrderFile,
+    path: epath.Path,
+    size: int,
+    image_names: archive_facts.Naming,
+    on_image: Callable[[str, int, int], None] | None,
 ) -> archive_index.ArchiveIndex:
   """Train's index: each inner tar walked right after its outer header."""
   parts, class_dirs = [], []
 
   def walk_inner(name: str, offset: int, inner_size: int) -> None:
-    images = _plain_members(view, path, offset, inner_size, image_names, name)
+    images = _plain_members(
+        view, path, offset, inner_size, image_names, name, on_image
+    )
     parts.append(archive_index.ArchiveIndex.of_tar(images, len(class_dirs)))
     class_dirs.append(name.removesuffix('.tar'))
 
@@ -165,7 +184,7 @@ def _nested(
 
 
 def _plain_members(
-    view: _InOrderFile,
+    view: InOrderFile,
     path: epath.Path,
     start: int,
     size: int,
@@ -209,13 +228,43 @@ def index_and_hash(
         check.update(piece)
       bar.update(len(piece))
 
+    content = _Content(check.path)
     try:
       index = index_in_order(
-          check.path, archive, direct_reads.pieces(check.path), on_piece, skipped
+          check.path, archive, direct_reads.pieces(check.path), on_piece,
+          skipped, content.add,
       )
     except NotInOrder as e:
       _log.info('%s: indexing by offset instead (%s).', check.path, e)
       index = None
   if hashing:
     check.finish()
-  return index
+  return None if index is None else content.columns_of(index)
+
+
+class _Content:
+  """What each image's content gives, in index order (see
+  `archive_index.ArchiveIndex.stored_sizes`): its fix decided here as the
+  shards' writing will decide it (`image_fixes`), so that every record's size
+  is known before the archive is read again."""
+
+  def __init__(self, archive: epath.Path):
+    self._fixer = image_fixes.ImageFixer(archive, skip_bad_images=True)
+    self._columns = ([], [], [])  # Stored sizes, heights, widths.
+
+  def add(self, name: str, data: bytes) -> None:
+    fixed = self._fixer(name, data)
+    header = fixed and image_fixes.read_jpeg_header(fixed)
+    facts = (len(fixed), header.height, header.width) if header else (-1, 0, 0)
+    for column, fact in zip(self._columns, facts):
+      column.append(fact)
+
+  def columns_of(self, index: archive_index.ArchiveIndex) -> archive_index.ArchiveIndex:
+    """`index` with these columns."""
+    sizes, heights, widths = self._columns
+    return dataclasses.replace(
+        index,
+        stored_sizes=np.array(sizes, dtype=np.int64),
+        heights=np.array(heights, dtype=np.int32),
+        widths=np.array(widths, dtype=np.int32),
+    )

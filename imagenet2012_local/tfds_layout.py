@@ -52,6 +52,18 @@ class TfdsLayout:
   def encode(self, image: bytes, label: int, file_name: str) -> bytes:
     return example_encoding.serialize(image, label, file_name)
 
+  def record_size(
+      self, stored_size: int, height: int, width: int, label: int, file_name: str
+  ) -> int | None:
+    """len(encode(...)) of an image of `stored_size` bytes; None where TFDS's
+    writer frames the file (ArrayRecord)."""
+    del height, width  # Not in the record.
+    if self._file_format != _TFRECORD:
+      return None
+    return example_encoding.serialized_size(example_encoding.features(
+        example_encoding.ByteCount(stored_size), label, file_name
+    ))
+
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
     if self._file_format == _TFRECORD:
       tfrecords.write(path, (record for _, record in records))

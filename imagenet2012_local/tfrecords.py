@@ -52,17 +52,26 @@ class Writer:
 
   def write(self, record: bytes) -> int:
     """Appends `record`; returns the offset where its framing starts."""
-    length = struct.pack('<Q', len(record))
-    self._file.write(length)
-    self._file.write(struct.pack('<I', masked_crc32c(length)))
+    self._file.write(frame_head(record))
     self._file.write(record)
-    self._file.write(struct.pack('<I', masked_crc32c(record)))
+    self._file.write(frame_tail(record))
     offset = self._offset
     self._offset += len(record) + FRAMING_BYTES
     return offset
 
   def close(self) -> None:
     self._file.close()
+
+
+def frame_head(record: bytes) -> bytes:
+  """What precedes `record` in a TFRecord file: its length and the length's CRC."""
+  length = struct.pack('<Q', len(record))
+  return length + struct.pack('<I', masked_crc32c(length))
+
+
+def frame_tail(record: bytes) -> bytes:
+  """What follows `record` in a TFRecord file: its CRC."""
+  return struct.pack('<I', masked_crc32c(record))
 
 
 def write(path: str | os.PathLike[str], records: Iterable[bytes]) -> list[int]:

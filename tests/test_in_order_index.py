@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -98,7 +99,7 @@ def test_a_tar_that_is_not_plain_is_read_to_the_end_then_refused(tmp_path):
 
 
 def test_a_cut_archive_fails_as_it_does_by_offset(tmp_path, monkeypatch):
-  monkeypatch.setenv(settings.INDEX_ORDER_ENV_VAR, 'in-order')
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'in-order')
   data = (DUMMY_DIR / VAL_TAR).read_bytes()
   manual = tmp_path / 'manual'
   manual.mkdir()
@@ -117,8 +118,8 @@ def _shards(data_dir):
   }
 
 
-def test_a_build_indexed_in_order_is_byte_identical(dummy_build, tmp_path, monkeypatch):
-  monkeypatch.setenv(settings.INDEX_ORDER_ENV_VAR, 'in-order')
+def test_a_build_read_in_order_is_byte_identical(dummy_build, tmp_path, monkeypatch):
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'in-order')
   read = []
   pieces = direct_reads.pieces
   monkeypatch.setattr(
@@ -127,12 +128,15 @@ def test_a_build_indexed_in_order_is_byte_identical(dummy_build, tmp_path, monke
   build(DUMMY_DIR, tmp_path)
   assert _shards(tmp_path) == _shards(dummy_build)
   assert {a['status'] for a in metadata(tmp_path)['archives'].values()} == {'verified'}
-  # One read of each archive: its index and its digest came from it.
-  assert sorted(p.name for p in read) == sorted([TRAIN_TAR, VAL_TAR, TEST_TAR])
+  # Two reads of each archive, in order: the index and the digest came from
+  # the first, the images from the second.
+  assert sorted(os.path.basename(p) for p in read) == sorted(
+      [TRAIN_TAR, VAL_TAR, TEST_TAR] * 2
+  )
 
 
 def test_a_wrong_digest_fails_before_any_shard_is_written(tmp_path, monkeypatch):
-  monkeypatch.setenv(settings.INDEX_ORDER_ENV_VAR, 'in-order')
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'in-order')
   manual = manual_dir_with(tmp_path, VAL_TAR)
   data = bytearray((manual / VAL_TAR).read_bytes())
   data[len(data) // 2] ^= 0xFF  # Inside an image: the tar still reads.
@@ -144,22 +148,22 @@ def test_a_wrong_digest_fails_before_any_shard_is_written(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize('choice', ['by-offset', 'in-order'])
 def test_the_setting_decides_unmeasured(tmp_path, monkeypatch, choice):
-  monkeypatch.setenv(settings.INDEX_ORDER_ENV_VAR, choice)
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, choice)
   assert disk_probe.index_in_order(tmp_path / 'any', 10**12, hashing=True) == (
       choice == 'in-order'
   )
 
 
 def test_a_wrong_setting_is_two_lines(monkeypatch):
-  monkeypatch.setenv(settings.INDEX_ORDER_ENV_VAR, 'sideways')
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'sideways')
   with pytest.raises(settings.SettingError) as raised:
-    settings.index_order()
+    settings.read_order()
   what, fix = str(raised.value).splitlines()
   assert 'sideways' in what and 'in-order' in what and 'unset' in fix
 
 
 def test_small_archives_are_indexed_by_offset_unmeasured(monkeypatch):
-  monkeypatch.delenv(settings.INDEX_ORDER_ENV_VAR, raising=False)
+  monkeypatch.delenv(settings.READ_ORDER_ENV_VAR, raising=False)
   monkeypatch.setattr(disk_probe, 'measure', lambda *_: pytest.fail('measured'))
   assert not disk_probe.index_in_order(DUMMY_DIR / VAL_TAR, 31_232, hashing=True)
 
