@@ -210,8 +210,8 @@ def _whole_number(number: _Number, default: int) -> int:
 
 
 def _requested(number: _Number) -> int | None:
-  """The value of $`number.env_var`, None if unset; one past the maximum for
-  any longer number."""
+  """The value of $`number.env_var`, None if unset; a number with more
+  digits than the maximum reads as one past it."""
   value = os.environ.get(number.env_var, '').strip()
   if not value:
     return None

@@ -39,7 +39,7 @@ class _Children:
 
   def _watch(self) -> None:
     me = os.getpid()
-    while not self._stop.wait(0.005):
+    while not self._stop.wait(0.02):  # Workers live as long as their pool.
       for stat in Path('/proc').glob('[0-9]*/stat'):
         try:
           # The parent's id is the 2nd field after the command's ')'.
