@@ -39,8 +39,10 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 import tqdm
 
+from imagenet2012_local import build_lock
 from imagenet2012_local import classic_layout
 from imagenet2012_local import cli
+from imagenet2012_local import disk_space
 from imagenet2012_local import errors
 from imagenet2012_local import example_encoding
 from imagenet2012_local import external_sort
@@ -88,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument(
       '--overwrite',
       action='store_true',
-      help='Replace --output_dir if it exists (only once the export is done).',
+      help='Replace --output_dir if it exists (only once the export is done;'
+      ' never one that is, holds or is inside the dataset read).',
   )
 
 
@@ -135,6 +138,9 @@ def export(
     protected_paths.InputFolderError: `output_dir` is, holds or is inside
       the prepared dataset's folder (or holds an ImageNet archive).
     publish.OutputExistsError: `output_dir` exists without `overwrite`.
+    build_lock.OutputNotWritableError, build_lock.BuildInProgressError:
+      `output_dir` cannot be written, or another build is writing it.
+    disk_space.DiskSpaceError: the disk filled up.
     tfrecords.CorruptRecordError: A file of the dataset is damaged.
   """
   num_shards = {**classic_layout.DEFAULT_SHARDS, **(num_shards or {})}
@@ -173,7 +179,11 @@ def export(
         ' of that split first.',
     ))
 
-  with publish.staged(output_dir, overwrite, inputs) as staging:
+  with (
+      build_lock.claimed(output_dir, output_dir, '--output_dir'),
+      disk_space.full_disk_reported(output_dir, output_dir.parent),
+      publish.staged(output_dir, overwrite, inputs) as staging,
+  ):
     for split in splits:
       _export_split(
           builder, split, staging, num_shards[split], seed, dali_index
