@@ -3,9 +3,10 @@
 A build deletes folders (an output replaced with `--overwrite`, kept shards,
 staging folders of killed builds). Any of them pointed at the manual dir, or
 at a folder around or inside it, would delete the archives: 145 GB to
-download again. Every deletion goes through `delete`, and every command calls
-`refuse_to_delete` on what it will delete before doing any work, so a refusal
-comes first and nothing is lost.
+download again. Every command calls `refuse_to_delete` on what it will
+delete before doing any work, so a refusal comes first and nothing is lost;
+each deletion calls it again just before (or goes through `delete`, which
+does), in case a folder changed meanwhile.
 
 A folder is protected when, symlinks resolved, it is, holds or lies inside
 one of the command's input folders (the manual dir; a prepared dataset for
