@@ -70,7 +70,7 @@ _V1_FILES = (
 
 def block_device(path: Path) -> str:
   """'major:minor' of the disk holding `path`: the whole disk for a
-  partition (the throttle limits whole disks; here one is rejected)."""
+  partition (the kernel refuses a partition's limit with ENODEV)."""
   device = os.stat(path).st_dev
   number = f'{os.major(device)}:{os.minor(device)}'
   sys_dir = Path('/sys/dev/block') / number
