@@ -31,6 +31,7 @@ left half-written.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import signal
 import subprocess
@@ -166,13 +167,16 @@ class WorkerPool:
     next_result = 0
     try:
       while True:
-        while (idle or self.started < self._size) and (
-            item := next(pending, None)
-        ) is not None:
-          worker = idle.pop() if idle else self._start_worker()
-          worker.requests.send((None if worker in sent_fn else fn, item[1]))
+        to_send = list(itertools.islice(pending, len(idle) + self._size - self.started))
+        # Started before any is sent an item: a send waits for its worker to
+        # read it when `fn` outgrows the pipe (a shard writer: ~100 bytes a
+        # shard), and the ~0.1 s starts would add up one after another.
+        idle += [self._start_worker() for _ in range(len(to_send) - len(idle))]
+        for index, item in to_send:
+          worker = idle.pop()
+          worker.requests.send((None if worker in sent_fn else fn, item))
           sent_fn.add(worker)
-          busy[worker.answers] = (worker, item[0])
+          busy[worker.answers] = (worker, index)
         if next_result in done:
           yield done.pop(next_result)
           next_result += 1
