@@ -19,6 +19,7 @@ and test in file-name order (`plan.plan_classic`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -173,7 +174,9 @@ def build(
     finish(staging, splits)
   kept.remove(inputs)
   for stale in _stale_staging_dirs(output_dir):
-    protected_paths.delete(stale, inputs)
+    # Left by killed builds; one that cannot go (another user's) is harmless.
+    with contextlib.suppress(OSError):
+      protected_paths.delete(stale, inputs)
   return splits
 
 
