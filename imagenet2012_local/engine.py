@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
 
 from etils import epath
 
 from imagenet2012_local import archive_index
+from imagenet2012_local import disk_space
 from imagenet2012_local import memory
 from imagenet2012_local import paths
 from imagenet2012_local import plan
@@ -31,6 +33,8 @@ from imagenet2012_local import worker_pool
 Planner = Callable[
     [split_sources.SplitSource, archive_index.ArchiveIndex], list[plan.ShardTask]
 ]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +95,10 @@ def write_all(
     memory.release_freed_heap()  # Indexing's and the index cache's buffers.
     tasks += planner(source, index)
   memory.release_freed_heap()  # The planning's.
-  with verification.BackgroundHasher(checks) as hasher:
+  with (
+      disk_space.full_disk_reported(kept.folder, kept.folder.parent),
+      verification.BackgroundHasher(checks) as hasher,
+  ):
     writer = shard_writer.ShardWriter(layout, kept, skip_bad_images, tasks)
     _say_what_is_kept(kept, [writer.kept_key(task) for task in tasks])
 
@@ -105,12 +112,26 @@ def write_all(
     except verification.ChecksumError:
       kept.remove()  # Shards of a wrong archive are worth nothing.
       raise
-    except BaseException:
-      kept.record_finished()  # What is done is kept for the rerun.
+    except BaseException as error:
+      _keep_finished_despite(kept, error)
       raise
-  kept.record_finished()  # A kill while publishing keeps them too.
-  writer.publish(tasks)
+    kept.record_finished()  # A kill while publishing keeps them too.
+    writer.publish(tasks)
   return Written(results, skipped_members)
+
+
+def _keep_finished_despite(kept: resume.KeptShards, error: BaseException) -> None:
+  """Records the finished shards for the rerun after the build failed with
+  `error`; a failure to (on a full disk, likely) is logged in one line, so
+  that `error`, the cause, is what the user sees."""
+  try:
+    kept.record_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    _log.warning(
+        'After %s, the finished shards could not be recorded in %s for the'
+        ' rerun (%s: %s); it writes them again.',
+        type(error).__name__, kept.folder, type(e).__name__, e,
+    )
 
 
 def _say_what_is_kept(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -11,6 +12,7 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import archive_facts
+from imagenet2012_local import build_lock
 from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
@@ -83,12 +85,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     super().__init__(**kwargs)
 
   def download_and_prepare(self, *, download_config=None, **kwargs) -> None:
-    """TFDS's, after a look at the manual dir (`prepare_checks`): no archive,
-    or an archive of a split a prepared dataset lacks, fails before TFDS makes
-    any folder or reuses the dataset."""
+    """TFDS's, after two checks that fail at once, in two lines: the manual
+    dir (`prepare_checks`: no archive, or an archive of a split a prepared
+    dataset lacks), before TFDS makes any folder or reuses the dataset; then
+    the version folder, claimed by this build (`build_lock`: a data dir that
+    cannot be written, or another build of the same version). The claim is
+    taken here, not in `_download_and_prepare`: TFDS makes its folders before
+    that and publishes after it. A prepared version that TFDS reuses is not
+    claimed, so a read-only data dir still serves it."""
     config = download_config or tfds.download.DownloadConfig()
     prepare_checks.check_manual_dir(self, config, kwargs.get('download_dir'))
-    super().download_and_prepare(download_config=config, **kwargs)
+    reused = self.is_prepared() and not config.download_mode.overwrite_dataset
+    with (
+        contextlib.nullcontext()
+        if reused
+        else build_lock.claimed(self.data_path, self.data_dir_root, '--data_dir')
+    ):
+      super().download_and_prepare(download_config=config, **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -242,6 +255,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self._verify_checksums,
         self.data_dir_root,
         self.info.features['label'].names,
+        kept_folder=self._kept_shards().folder,
     )
     if sources.devkit:
       self.info.metadata['class_words'] = sources.devkit.words_by_wnid

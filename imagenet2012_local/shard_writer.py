@@ -132,6 +132,14 @@ class ShardWriter:
     kept = self._kept.reusable(name, key)
     if kept is not None:
       return ShardResult(**kept.result)
+    # Names the folder that holds the kept shards and the output.
+    with disk_space.full_disk_reported(
+        self._kept.folder / name, self._kept.folder.parent
+    ):
+      return self._write_new_shard(task, name, key)
+
+  def _write_new_shard(self, task: plan.ShardTask, name: str, key: str) -> ShardResult:
+    """Writes the shard of `task` into the kept-shards folder as `name`."""
     path = os.fspath(self._kept.partial_path(name))
     fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
     count = 0
@@ -144,23 +152,20 @@ class ShardWriter:
 
     try:
       self._layout.write(path, records())
-    except BaseException as e:
+      result = ShardResult(
+          split=task.split,
+          index=task.index,
+          num_examples=count,
+          num_bytes=epath.Path(path).stat().length,
+          fixed_images=fixer.fixed,
+          skipped_images=fixer.skipped,
+      )
+      self._kept.finish(
+          name, key, dataclasses.asdict(result), self._layout.companions(path)
+      )
+    except BaseException:
       epath.Path(path).unlink(missing_ok=True)  # Of no use to a rerun.
-      if not isinstance(e, OSError) or not disk_space.is_full_disk(e):
-        raise
-      # Names the folder that holds the kept shards and the output.
-      raise disk_space.full_disk_error(path, e, self._kept.folder.parent) from e
-    result = ShardResult(
-        split=task.split,
-        index=task.index,
-        num_examples=count,
-        num_bytes=epath.Path(path).stat().length,
-        fixed_images=fixer.fixed,
-        skipped_images=fixer.skipped,
-    )
-    self._kept.finish(
-        name, key, dataclasses.asdict(result), self._layout.companions(path)
-    )
+      raise
     return result
 
   def publish(self, tasks: Sequence[plan.ShardTask]) -> None:

@@ -101,6 +101,7 @@ def find_sources(
     verify_checksums: bool,
     output_dir: epath.PathLike,
     class_names: Sequence[str],
+    kept_folder: epath.PathLike | None = None,
 ) -> Sources:
   """The archives present in `manual_dir`, checked before any is read.
 
@@ -111,7 +112,8 @@ def find_sources(
     MissingArchivesError: no split archive is there (`no_archives_error`).
     verification.ChecksumError: an archive has a size no known copy has.
     tar_reader.ArchiveError: an archive is not a whole number of tar blocks.
-    disk_space.DiskSpaceError: `output_dir` has too little free space.
+    disk_space.DiskSpaceError: `output_dir` has too little free space (the
+      shards an interrupted build kept in `kept_folder` count as written).
     labels.LabelError: the devkit disagrees with the shipped labels.
   """
   manual_dir = epath.Path(manual_dir)
@@ -126,7 +128,7 @@ def find_sources(
   for check in checks.values():
     tar_reader.check_tar_size(check.path, check.size)
   disk_space.check_free_space(
-      output_dir, sum(check.size for check in checks.values())
+      output_dir, sum(check.size for check in checks.values()), kept_folder
   )
   validation_labels, devkit = None, None
   if archive_facts.VALIDATION in present:
