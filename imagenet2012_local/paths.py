@@ -17,14 +17,30 @@ def is_local(path: epath.PathLike) -> bool:
   return '://' not in os.fspath(path)
 
 
-def size_and_mtime(path: epath.PathLike) -> tuple[int, float]:
-  """A file's size and modification time: nanoseconds for local files, so a
-  rewrite within the same second still counts as a change."""
+def file_identity(path: epath.PathLike) -> dict[str, int | float]:
+  """What says a file still holds the bytes a remembered check saw: a JSON-ready
+  dict, compared whole (the verified archives, the index cache, kept shards).
+
+  Local files: device and inode (the same file, not another one renamed or
+  copied into its place), size, and modification and inode-change times in
+  nanoseconds. The change time is what cannot be faked: any write, and any
+  `touch -r`, `os.utime`, `cp -p` or rsync that sets the modification time
+  back, sets it to now, and no user can set it back (short of setting the
+  system clock). Cloud objects (gs://...) are never changed in place: a
+  rewrite is a new object, whose modification time the store sets, so size
+  and that time say it.
+  """
   if is_local(path):
     stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns
+    return {
+        'device': stat.st_dev,
+        'inode': stat.st_ino,
+        'bytes': stat.st_size,
+        'mtime_ns': stat.st_mtime_ns,
+        'ctime_ns': stat.st_ctime_ns,
+    }
   stat = epath.Path(path).stat()
-  return stat.length, stat.mtime
+  return {'bytes': stat.length, 'mtime': stat.mtime}
 
 
 def absolute(path: epath.PathLike) -> epath.Path:

@@ -16,20 +16,24 @@ On disk, `<version dir>.interrupted-build/` (e.g.
 - `<shard file name>.kept.json`: written atomically (temporary file, rename)
   once the shard is flushed to disk (its own fsync on Beam workers, or one
   `sync` per GB of finished shards, on a thread of its own, in other
-  builds): `{"plan": <hex SHA-256 of what the shard is made of>, "bytes":
-  <file size>, "mtime_ns": <file mtime>, "result": <shard_writer.ShardResult
+  builds): `{"plan": <hex SHA-256 of what the shard is made of>, "file":
+  <the shard's paths.file_identity>, "result": <shard_writer.ShardResult
   fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
 it when it succeeds.
 
 A kept shard is reused only when its record's plan key equals the one the
-build computes (`plan_key`: output format version, layout, archive path, size
-and mtime, split, shard index and count, every image's name, offset, size and
-label, the skip-bad-images setting) and the file still has the recorded size
-and mtime. Its bytes are not re-read: on a cold disk that costs about as much
-as writing the shard again, and any rewrite, truncation or append of the file
-changes its size or mtime. The archives' digests are checked again by the
-resumed build unless they were remembered as verified (`verification`): an
+build computes (`plan_key`: output format version, layout, archive path and
+`paths.file_identity`, split, shard index and count, every image's name,
+offset, size and label, the skip-bad-images setting), the file still has the
+recorded identity, and the record's result has exactly `ShardResult`'s fields
+and types, with `num_bytes` the file's size. Its bytes are not re-read: on a
+cold disk that costs about as much as writing the shard again, and any write
+to the file, even one whose modification time is set back, changes its
+identity (its inode change time). A record that fails any of these checks is
+ignored (said once, for a damaged or changed one: `state_files`), and its
+shard written again. The archives' digests are checked again by the resumed
+build unless they were remembered as verified (`verification`): an
 interrupted digest starts over, since a hash's state cannot be saved.
 """
 
@@ -40,6 +44,7 @@ import hashlib
 import json
 import os
 import threading
+import typing
 from collections.abc import Sequence
 
 from etils import epath
@@ -48,6 +53,7 @@ from imagenet2012_local import paths
 from imagenet2012_local import plan
 from imagenet2012_local import protected_paths
 from imagenet2012_local import settings
+from imagenet2012_local import state_files
 
 # Bump whenever a change to the code changes the bytes of a shard.
 OUTPUT_FORMAT_VERSION = 1
@@ -70,14 +76,12 @@ class Kept:
 def plan_key(task: plan.ShardTask, layout: str, skip_bad_images: bool) -> str:
   """The SHA-256 of everything a shard's bytes depend on (see the module doc)."""
   digest = hashlib.sha256()
-  archive_bytes, archive_mtime = paths.size_and_mtime(task.archive)
   header = {
       'format': OUTPUT_FORMAT_VERSION,
       'layout': layout,
       'skip_bad_images': skip_bad_images,
       'archive': task.archive,
-      'archive_bytes': archive_bytes,
-      'archive_mtime': archive_mtime,
+      'archive_file': paths.file_identity(task.archive),
       'split': task.split,
       'shard': [task.index, task.num_shards],
   }
@@ -121,22 +125,26 @@ class KeptShards:
     if not readme.exists():
       readme.write_text(_README)
     # A record of an older shard of that name no longer holds.
-    (self.folder / f'{shard_name}{_RECORD_SUFFIX}').unlink(missing_ok=True)
+    self._record_path(shard_name).unlink(missing_ok=True)
     return self.folder / f'{shard_name}.partial'
 
   def reusable(self, shard_name: str, key: str) -> Kept | None:
-    """The kept shard of that name, if it is the one `key` describes and whole."""
-    record_path = self.folder / f'{shard_name}{_RECORD_SUFFIX}'
+    """The kept shard of that name, if it is the one `key` describes and its
+    record checks out against its file (see the module docstring)."""
+    record_path = self._record_path(shard_name)
+    record = state_files.load_json(record_path, _is_record)
+    if record is None or record['plan'] != key:
+      return None  # None kept, or of another plan: written again.
     path = self.folder / shard_name
     try:
-      record = json.loads(record_path.read_text())
-      size, mtime_ns = paths.size_and_mtime(path)
-    except (OSError, ValueError):
+      identity = paths.file_identity(path)
+    except OSError:
       return None
-    if record.get('plan') != key or (size, mtime_ns) != (
-        record.get('bytes'),
-        record.get('mtime_ns'),
-    ):
+    if identity != record['file']:
+      state_files.discard(record_path, 'its shard changed since it was recorded')
+      return None
+    if record['result']['num_bytes'] != identity['bytes']:
+      state_files.discard(record_path, "its result's size is not its shard's")
       return None
     return Kept(path, record['result'])
 
@@ -168,7 +176,7 @@ class KeptShards:
     self._raise_flush_error()
     record = self._record(shard_name, key, result)
     self._unrecorded.append((shard_name, record))
-    self._unrecorded_bytes += record['bytes']
+    self._unrecorded_bytes += record['file']['bytes']
     if not self._sync_every:  # Each shard, at once.
       self.record_finished()
     elif self._unrecorded_bytes >= self._sync_every and not (
@@ -182,8 +190,8 @@ class KeptShards:
   def _record(
       self, shard_name: str, key: str, result: dict[str, object]
   ) -> dict[str, object]:
-    size, mtime_ns = paths.size_and_mtime(self.folder / shard_name)
-    return {'plan': key, 'bytes': size, 'mtime_ns': mtime_ns, 'result': result}
+    identity = paths.file_identity(self.folder / shard_name)
+    return {'plan': key, 'file': identity, 'result': result}
 
   def record_finished(self) -> None:
     """Flushes the finished, unrecorded shards to disk, then records them;
@@ -216,14 +224,13 @@ class KeptShards:
       error, self._flush_error = self._flush_error, None
       raise error
 
+  def _record_path(self, shard_name: str) -> epath.Path:
+    return self.folder / f'{shard_name}{_RECORD_SUFFIX}'
+
   def _write_record(self, shard_name: str, record: dict[str, object]) -> None:
     tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'
-    try:
-      tmp.write_text(json.dumps(record, sort_keys=True))
-      tmp.replace(self.folder / f'{shard_name}{_RECORD_SUFFIX}')
-    except BaseException:
-      tmp.unlink(missing_ok=True)  # Half a record (a full disk) helps no rerun.
-      raise
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    tmp.replace(self._record_path(shard_name))
 
   def count(self, names_and_keys: Sequence[tuple[str, str]]) -> tuple[int, int]:
     """How many of the shards are reusable, and their bytes."""
@@ -236,12 +243,27 @@ class KeptShards:
     kept copy stays until the whole build has succeeded."""
     epath.Path(destination).parent.mkdir(parents=True, exist_ok=True)
     if paths.is_local(source) and paths.is_local(destination):
+      before = paths.file_identity(source)
       try:
         os.link(source, destination)
-        return
       except OSError:
         pass  # Another file system: copy.
+      else:
+        self._follow_link(epath.Path(source), before)
+        return
     epath.Path(source).copy(destination, overwrite=True)
+
+  def _follow_link(self, shard: epath.Path, before: dict[str, int | float]) -> None:
+    """Records a kept shard's new identity after `publish` linked it (a link
+    sets its inode change time), if its record held the one `before` it, so
+    that a build killed while publishing still resumes from it."""
+    if shard.parent != self.folder:
+      return  # A companion (e.g. an index): it has no record.
+    record = state_files.load_json(self._record_path(shard.name), _is_record)
+    if record is not None and record['file'] == before:
+      self._write_record(
+          shard.name, {**record, 'file': paths.file_identity(shard)}
+      )
 
   def remove(self, inputs: Sequence[epath.PathLike] = ()) -> None:
     """Deletes the folder (the build it served has succeeded, or starts
@@ -249,3 +271,40 @@ class KeptShards:
     of the build's archives (`protected_paths`)."""
     protected_paths.delete(self.folder, inputs)
 
+
+def _is_record(value: object) -> bool:
+  """Whether `value` has the shape `KeptShards._record` writes."""
+  return (
+      isinstance(value, dict)
+      and value.keys() == {'plan', 'file', 'result'}
+      and isinstance(value['plan'], str)
+      and isinstance(value['file'], dict)
+      and _is_shard_result(value['result'])
+  )
+
+
+def _is_shard_result(value: object) -> bool:
+  """Whether `value` holds exactly `ShardResult`'s fields, each of its type."""
+  # Here, not at the top: shard_writer imports this module.
+  from imagenet2012_local import shard_writer  # pylint: disable=import-outside-toplevel
+
+  fields = typing.get_type_hints(shard_writer.ShardResult)
+  return (
+      isinstance(value, dict)
+      and value.keys() == fields.keys()
+      and all(_has_type(value[name], hint) for name, hint in fields.items())
+  )
+
+
+def _has_type(value: object, hint: object) -> bool:
+  """Whether `value` is of type `hint`: a str, an int (a count or an index:
+  never negative, never a bool), or a dict of them (`dict[str, str]`)."""
+  if typing.get_origin(hint) is dict:
+    key_type, value_type = typing.get_args(hint)
+    return isinstance(value, dict) and all(
+        _has_type(k, key_type) and _has_type(v, value_type)
+        for k, v in value.items()
+    )
+  if hint is int:
+    return type(value) is int and value >= 0
+  return type(value) is hint

@@ -3,8 +3,11 @@
 Sizes are checked before anything is read. The digest is computed while the
 build runs, not in a pass before it: by `BackgroundHasher`, a thread reading
 each archive sequentially while shards are written. A mismatch raises before
-the build publishes anything. Archives that passed are remembered by
-(path, size, mtime) so a rebuild does not hash them again.
+the build publishes anything. Archives that passed are remembered by path
+and `paths.file_identity` (device, inode, size, modification and change
+times), so a rebuild of the very same bytes does not hash them again; the
+metadata records them as verified either way, so that two builds' metadata
+are the same bytes, and the log says the check was remembered.
 
 Where the checksum table knows both digests of an archive, the one this CPU
 computes faster is checked: SHA-256 runs at twice MD5's speed on CPUs with SHA
@@ -29,6 +32,7 @@ from imagenet2012_local import direct_reads
 from imagenet2012_local import errors
 from imagenet2012_local import paths
 from imagenet2012_local import settings
+from imagenet2012_local import state_files
 from imagenet2012_local import tfds_internals
 
 _log = logging.getLogger(__name__)
@@ -40,9 +44,10 @@ class ChecksumError(errors.Imagenet2012LocalError):
 
 _HOW_TO_FIX = (
     f'Re-download it from {archive_facts.DOWNLOAD_PAGE} (a partial or'
-    ' damaged copy gives a wrong dataset). If you re-packed it on purpose, turn'
-    f' the check off with {settings.VERIFY_ENV_VAR}=0 or'
-    " tfds.builder('imagenet2012_local', verify_checksums=False)."
+    ' damaged copy gives a wrong dataset); if you re-packed it on purpose, turn'
+    ' the check off: `imagenet2012-local build-classic ... --no_verify`, or'
+    f' {settings.VERIFY_ENV_VAR}=0 tfds build ... (in Python:'
+    " tfds.builder('imagenet2012_local', verify_checksums=False))."
 )
 
 
@@ -59,7 +64,8 @@ class ArchiveCheck:
 
   def __init__(self, path: str | os.PathLike[str], enabled: bool):
     self.path = paths.absolute(path)
-    self.size, self._mtime = paths.size_and_mtime(self.path)
+    self._identity = paths.file_identity(self.path)
+    self.size = self._identity['bytes']
     self.algorithm = 'md5'  # Which digest `update` computes: see `_verify`.
     self._hash = hashlib.md5()
     # Known copies this archive may be; empty when there is nothing to hash.
@@ -75,15 +81,20 @@ class ArchiveCheck:
       return
     candidates = [k for k in known if k.size in (None, self.size)]
     if not candidates:
-      sizes = ' or '.join(f'{k.size:,}' for k in known if k.size is not None)
-      raise ChecksumError(
-          f'{self.path} is {self.size:,} bytes; expected {sizes}.\n'
-          + _HOW_TO_FIX
-      )
-    remembered = _load_cache().get(str(self.path), {})
+      raise ChecksumError(errors.two_lines(
+          f'{self.path} is {self.size:,} bytes; the known copies are'
+          f' {_sizes(known)}',
+          _HOW_TO_FIX,
+      ))
+    remembered = _load_cache().get(str(self.path))
     if any(remembered == self._cache_entry(k.md5) for k in candidates):
-      self.status = 'verified (remembered from an earlier build)'
+      # The same file, unchanged since its digest passed: see `file_identity`.
+      self.status = 'verified'
       self._verified_md5 = remembered['md5']
+      _log.info(
+          '%s: verified by an earlier build and unchanged since; not hashed'
+          ' again.', self.path
+      )
     else:
       self._verify(candidates)
 
@@ -117,10 +128,11 @@ class ArchiveCheck:
     )
     if match is None:
       expected = ' or '.join(k.digest(self.algorithm) for k in self._candidates)
-      raise ChecksumError(
+      raise ChecksumError(errors.two_lines(
           f'{self.path} has {checksum_tables.DIGEST_NAMES[self.algorithm]} {actual}; expected'
-          f' {expected}. Nothing was published.\n' + _HOW_TO_FIX
-      )
+          f' {expected}. Nothing was published',
+          _HOW_TO_FIX,
+      ))
     self.status = 'verified'
     self._candidates = []
     # A known copy's digests belong together: its MD5 is the one recorded.
@@ -132,7 +144,14 @@ class ArchiveCheck:
     return {'bytes': self.size, 'md5': self._verified_md5, 'status': self.status}
 
   def _cache_entry(self, md5: str) -> dict[str, object]:
-    return {'size': self.size, 'mtime': self._mtime, 'md5': md5}
+    return {'file': self._identity, 'md5': md5}
+
+
+def _sizes(known: list[checksum_tables.ArchiveDigest]) -> str:
+  """The known sizes, each with the table it came from (the bundled dummy
+  data's table knows the same names), largest first: the official copy."""
+  sized = sorted((k for k in known if k.size is not None), key=lambda k: -k.size)
+  return ' or '.join(f'{k.size:,} bytes ({k.table})' for k in sized)
 
 
 class BackgroundHasher:
@@ -190,15 +209,26 @@ class BackgroundHasher:
 
 
 def _cache_file() -> Path:
-  """The remembered archives: JSON, {absolute path: {size, mtime, md5}}."""
+  """The remembered archives: JSON, {absolute path: {"file":
+  `paths.file_identity`, "md5": the verified copy's MD5}}."""
   return Path(settings.cache_dir()) / 'verified_archives.json'
 
 
+def _is_cache(value: object) -> bool:
+  """Whether `value` has the shape `_remember` writes."""
+  return isinstance(value, dict) and all(
+      isinstance(path, str)
+      and isinstance(entry, dict)
+      and entry.keys() == {'file', 'md5'}
+      and isinstance(entry['file'], dict)
+      and isinstance(entry['md5'], str)
+      for path, entry in value.items()
+  )
+
+
 def _load_cache() -> Mapping[str, dict[str, object]]:
-  try:
-    return json.loads(_cache_file().read_text())
-  except (OSError, ValueError):
-    return {}
+  """The remembered archives; none where the file is missing or damaged."""
+  return state_files.load_json(_cache_file(), _is_cache) or {}
 
 
 def _remember(path: str, entry: dict[str, object]) -> None:
