@@ -26,7 +26,7 @@ On disk, in the kept-shards folder (`resume`):
   build's list of shards to write) is k modulo `_BUCKETS`: each an `_ENTRY`
   (shard number int32, offset int64, length uint32; little-endian), then
   its bytes. Deleted once their blocks are written.
-An interrupted build writes these shards again from the start.
+A failed build deletes both; a rerun writes these shards again from the start.
 """
 
 from __future__ import annotations
@@ -129,6 +129,10 @@ def write_in_order(
         for archive, numbers in by_archive.items():
           _write_archive(archive, [shards[n] for n in numbers], numbers, layout, edges)
         edges.write_blocks()
+  except BaseException:
+    for shard in shards:  # Half-written: a rerun writes them again.
+      kept.folder.joinpath(f'{shard.name}.partial').unlink(missing_ok=True)
+    raise
   finally:
     for shard in shards:
       os.close(shard.fd)

@@ -1,0 +1,139 @@
+"""Shards written from one read of each archive in order (`in_order_writer`):
+the same bytes as reading images by offset, whatever the block size, for both
+layouts, with fixes, bad images and an interrupted build."""
+
+from __future__ import annotations
+
+import pytest
+import tensorflow_datasets as tfds
+
+from imagenet2012_local import classic_build
+from imagenet2012_local import image_fixes
+from imagenet2012_local import in_order_writer
+from imagenet2012_local import resume
+from imagenet2012_local import settings
+from tests.helpers import (
+    DUMMY_DIR,
+    NAME,
+    VAL_TAR,
+    build,
+    failed_build,
+    manual_dir_with,
+    metadata,
+    read_split,
+)
+
+
+@pytest.fixture(autouse=True)
+def _in_order(monkeypatch):
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'in-order')
+
+
+def _files(folder):
+  return {
+      str(p.relative_to(folder)): p.read_bytes()
+      for p in folder.rglob('*')
+      if p.is_file() and p.name not in ('build_stats.json',)
+  }
+
+
+def _shards(data_dir):
+  return {
+      name: data
+      for name, data in _files(data_dir / NAME).items()
+      if '.tfrecord' in name
+  }
+
+
+def _count_calls(monkeypatch) -> list[int]:
+  calls = []
+  write = in_order_writer.write_in_order
+  monkeypatch.setattr(
+      in_order_writer, 'write_in_order',
+      lambda *args: (calls.append(1), write(*args))[1],
+  )
+  return calls
+
+
+@pytest.mark.parametrize('block', [512, 4096, 1 << 20])
+def test_the_same_shards_and_metadata_whatever_the_block(
+    dummy_build, tmp_path, monkeypatch, block
+):
+  monkeypatch.setattr(in_order_writer, 'block_size', lambda folder: block)
+  calls = _count_calls(monkeypatch)
+  build(DUMMY_DIR, tmp_path)
+  assert calls == [1]
+  assert _shards(tmp_path) == _shards(dummy_build)
+  # Fixed images (CMYK, PNG) are found and recorded as by offset.
+  assert metadata(tmp_path)['fixed_images'] == metadata(dummy_build)['fixed_images']
+  assert metadata(tmp_path)['fixed_images']['train']
+  kept = list(tmp_path.glob(f'{NAME}/*{resume.FOLDER_SUFFIX}'))
+  assert not kept  # Edge files and partial shards are gone with it.
+
+
+def test_the_classic_layout_is_byte_identical(tmp_path, monkeypatch):
+  calls = _count_calls(monkeypatch)
+  classic_build.build(DUMMY_DIR, tmp_path / 'in_order')
+  assert calls == [1]
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'by-offset')
+  classic_build.build(DUMMY_DIR, tmp_path / 'by_offset')
+  assert calls == [1]
+  assert _files(tmp_path / 'in_order') == _files(tmp_path / 'by_offset')
+
+
+def test_dali_indexes_are_written_by_offset(tmp_path, monkeypatch):
+  calls = _count_calls(monkeypatch)
+  classic_build.build(DUMMY_DIR, tmp_path / 'out', dali_index=True)
+  assert calls == []
+  assert list((tmp_path / 'out').glob('dali_idx/*.idx'))
+
+
+def _manual_dir_with_an_undecodable_image(tmp_path):
+  """The dummy validation archive, its first image's bytes made no image."""
+  manual = manual_dir_with(tmp_path, VAL_TAR)
+  data = bytearray((manual / VAL_TAR).read_bytes())
+  start = 512  # The first member's data follows its header.
+  data[start : start + 64] = b'not an image, ' * 4 + b'not a ni'
+  (manual / VAL_TAR).write_bytes(bytes(data))
+  return manual
+
+
+def test_an_undecodable_image_fails_naming_it(tmp_path):
+  manual = _manual_dir_with_an_undecodable_image(tmp_path)
+  what, _ = failed_build(
+      manual, tmp_path / 'data', image_fixes.UndecodableImageError,
+      verify_checksums=False,
+  )
+  assert 'ILSVRC2012_val_' in what and str(manual / VAL_TAR) in what
+
+
+def test_an_undecodable_image_is_skipped_and_listed(dummy_build, tmp_path):
+  manual = _manual_dir_with_an_undecodable_image(tmp_path)
+  build(manual, tmp_path / 'data', verify_checksums=False, skip_bad_images=True)
+  skipped = metadata(tmp_path / 'data')['skipped_images']['validation']
+  assert len(skipped) == 1
+  ours = read_split(tmp_path / 'data', 'validation')
+  theirs = read_split(dummy_build, 'validation')
+  assert ours == {k: v for k, v in theirs.items() if k not in skipped}
+
+
+def test_an_interrupted_build_leaves_nothing_and_reruns_the_same(
+    dummy_build, tmp_path, monkeypatch
+):
+  place = in_order_writer._Edges.place
+  placed = []
+
+  def fail_midway(self, *args):
+    placed.append(1)
+    if len(placed) == 5:
+      raise KeyboardInterrupt
+    place(self, *args)
+
+  monkeypatch.setattr(in_order_writer._Edges, 'place', fail_midway)
+  with pytest.raises(KeyboardInterrupt):
+    build(DUMMY_DIR, tmp_path)
+  assert not tfds.builder(NAME, data_dir=tmp_path).is_prepared()
+  assert not list(tmp_path.rglob('edges-*.bin'))
+  monkeypatch.setattr(in_order_writer._Edges, 'place', place)
+  build(DUMMY_DIR, tmp_path)
+  assert _shards(tmp_path) == _shards(dummy_build)
