@@ -14,6 +14,7 @@ import hashlib
 import importlib.resources
 import os
 import queue
+import string
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from typing import BinaryIO
 
 from etils import epath
 
+from imagenet2012_local import errors
 from imagenet2012_local import settings
 
 _TABLES_PACKAGE = 'imagenet2012_local.checksums'
@@ -37,6 +39,14 @@ CLOUD_READ_PIECE = 8 << 20
 PIECES_AHEAD = 8
 # The digests an archive can be checked with: hashlib name -> name in messages.
 DIGEST_NAMES = {'md5': 'MD5', 'sha256': 'SHA-256'}
+_HOW_TO_FIX_TABLE = (
+    'Fix or remove that line: each holds name<TAB>size<TAB>md5<TAB>sha256,'
+    ' with - for an unknown size or SHA-256 (# starts a comment line).'
+)
+
+
+class ChecksumTableError(errors.Imagenet2012LocalError, ValueError):
+  """A checksum table cannot be read, or a line of it is malformed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,21 +70,67 @@ class ArchiveDigest:
 
 
 def read_table(path: str | os.PathLike[str]) -> list[ArchiveDigest]:
-  """Parses a checksum table: `name size md5 sha256`, tab-separated, `#` comments."""
+  """Parses a checksum table: `name size md5 sha256`, tab-separated, `#` comments.
+
+  Raises:
+    ChecksumTableError: the file cannot be read, or a line is not such a row
+      (a digest that is not hexadecimal, or not its length, would never match
+      and turn the gate into a wrong-digest error on the right archive).
+  """
+  try:
+    text = epath.Path(path).read_text()
+  except (OSError, UnicodeDecodeError) as e:
+    why = 'not UTF-8 text' if isinstance(e, UnicodeDecodeError) else e.strerror
+    raise ChecksumTableError(errors.two_lines(
+        f'Cannot read the checksum table {path} ({why or e})',
+        f'Check the paths in ${settings.EXTRA_TABLES_ENV_VAR} (separated by'
+        f' {os.pathsep}), or unset it.',
+    )) from e
   rows = []
-  for line in epath.Path(path).read_text().splitlines():
+  for number, line in enumerate(text.splitlines(), start=1):
     if not line.strip() or line.startswith('#'):
       continue
-    name, size, md5, sha256 = line.split('\t')
+    fields = line.split('\t')
+    problem = _row_problem(fields)
+    if problem:
+      raise ChecksumTableError(errors.two_lines(
+          f'{path}, line {number}: {problem}', _HOW_TO_FIX_TABLE
+      ))
+    name, size, md5, sha256 = fields
     rows.append(
         ArchiveDigest(
             name=name,
             size=None if size == '-' else int(size),
-            md5=md5,
-            sha256='' if sha256 == '-' else sha256,
+            md5=md5.lower(),  # hashlib's hexdigest() is lower case.
+            sha256='' if sha256 == '-' else sha256.lower(),
         )
     )
   return rows
+
+
+def _row_problem(fields: list[str]) -> str | None:
+  """What is wrong with a table row's tab-separated fields; None if nothing."""
+  if len(fields) != 4:
+    return (
+        f'{len(fields)} tab-separated fields instead of 4 (name, size, md5,'
+        ' sha256)'
+    )
+  name, size, md5, sha256 = fields
+  if not name.strip():
+    return 'no archive name'
+  if size != '-' and not (size.isascii() and size.isdigit()):
+    return f'the size {size!r} is not a whole number of bytes'
+  return _digest_problem('md5', md5) or (
+      None if sha256 == '-' else _digest_problem('sha256', sha256)
+  )
+
+
+def _digest_problem(algorithm: str, digest: str) -> str | None:
+  """What is wrong with a table's digest by hashlib name; None if nothing."""
+  digits = hashlib.new(algorithm).digest_size * 2
+  if len(digest) == digits and all(c in string.hexdigits for c in digest):
+    return None
+  return f'the {DIGEST_NAMES[algorithm]} {digest!r} is not {digits} hexadecimal digits'
 
 
 def write_table(

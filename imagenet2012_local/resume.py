@@ -229,8 +229,12 @@ class KeptShards:
 
   def _write_record(self, shard_name: str, record: dict[str, object]) -> None:
     tmp = self.folder / f'{shard_name}{_RECORD_SUFFIX}.partial'
-    tmp.write_text(json.dumps(record, sort_keys=True))
-    tmp.replace(self._record_path(shard_name))
+    try:
+      tmp.write_text(json.dumps(record, sort_keys=True))
+      tmp.replace(self._record_path(shard_name))
+    except BaseException:
+      tmp.unlink(missing_ok=True)  # Half a record (a full disk) helps no rerun.
+      raise
 
   def count(self, names_and_keys: Sequence[tuple[str, str]]) -> tuple[int, int]:
     """How many of the shards are reusable, and their bytes."""
