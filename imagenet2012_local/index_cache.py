@@ -8,7 +8,8 @@ the same archive file reads the index back instead (~50 MB, under a second).
 On disk, in the cache dir (`settings.cache_dir()`), one file per archive path:
 `index-<first 16 hex digits of the SHA-256 of the path>.npz`, a numpy `.npz`
 (written to a temporary name, then renamed) holding the `ArchiveIndex`
-columns `names`, `offsets`, `sizes`, `class_ids`, `class_dirs`, plus `key`
+columns `names`, `offsets`, `sizes`, `class_ids`, `class_dirs` (and, for an
+archive indexed in order, `stored_sizes`, `heights`, `widths`), plus `key`
 (the JSON of the archive's absolute path, `paths.file_identity` and this
 format's version) and `skipped` (the JSON of {member: why} of members that are
 not images). An entry whose key differs from the archive's is not used: any
@@ -72,6 +73,11 @@ def load(
           sizes=saved['sizes'],
           class_ids=saved['class_ids'],
           class_dirs=tuple(str(d) for d in saved['class_dirs']),
+          **{
+              column: saved[column]
+              for column in archive_index.CONTENT_COLUMNS
+              if column in saved
+          },
       )
       skipped = json.loads(str(saved['skipped']))
   except FileNotFoundError:
@@ -92,7 +98,10 @@ def _fits(
 ) -> bool:
   """Whether a loaded index has the shape `save` writes, every image within
   the archive's bytes and every class number a row of its class list."""
-  columns = (index.names, index.offsets, index.sizes, index.class_ids)
+  content = [getattr(index, c) for c in archive_index.CONTENT_COLUMNS]
+  if any(column is None for column in content):
+    content = []  # Indexed by offset: no content columns.
+  columns = (index.names, index.offsets, index.sizes, index.class_ids, *content)
   return (
       all(column.ndim == 1 and len(column) == len(index) for column in columns)
       and index.names.dtype.kind == 'S'
@@ -128,6 +137,11 @@ def save(
           class_ids=index.class_ids,
           class_dirs=np.array(index.class_dirs, dtype=str),
           skipped=np.array(json.dumps(skipped, sort_keys=True)),
+          **{
+              column: getattr(index, column)
+              for column in archive_index.CONTENT_COLUMNS
+              if getattr(index, column) is not None
+          },
       )
     os.replace(tmp.name, target)
   except OSError as e:

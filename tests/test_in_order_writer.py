@@ -8,6 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import classic_build
+from imagenet2012_local import direct_reads
 from imagenet2012_local import image_fixes
 from imagenet2012_local import in_order_writer
 from imagenet2012_local import resume
@@ -137,3 +138,18 @@ def test_an_interrupted_build_leaves_nothing_and_reruns_the_same(
   monkeypatch.setattr(in_order_writer._Edges, 'place', place)
   build(DUMMY_DIR, tmp_path)
   assert _shards(tmp_path) == _shards(dummy_build)
+
+
+def test_a_rebuild_reads_each_archive_once(dummy_build, tmp_path, monkeypatch):
+  build(DUMMY_DIR, tmp_path / 'first')
+  calls = _count_calls(monkeypatch)
+  read = []
+  pieces = direct_reads.pieces
+  monkeypatch.setattr(
+      direct_reads, 'pieces', lambda path: (read.append(path), pieces(path))[1]
+  )
+  build(DUMMY_DIR, tmp_path / 'second')
+  # The index (with what each image's content gave) and the verified
+  # digests are remembered: the images are all that is read.
+  assert calls == [1] and len(read) == 3
+  assert _shards(tmp_path / 'second') == _shards(dummy_build)
