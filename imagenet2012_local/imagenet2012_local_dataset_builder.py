@@ -12,11 +12,13 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import archive_facts
+from imagenet2012_local import archive_index
 from imagenet2012_local import build_lock
 from imagenet2012_local import engine
 from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import paths
+from imagenet2012_local import plan
 from imagenet2012_local import prepare_checks
 from imagenet2012_local import protected_paths
 from imagenet2012_local import resume
@@ -129,7 +131,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """TFDS's generator path: the same plan and reads as the sharded path,
     examples handed to TFDS's writer one by one."""
     skipped_members = {}
-    tasks = engine.tfds_planner(source, source.index(skipped=skipped_members))
+    tasks = self._plan_split(source, source.index(skipped=skipped_members))
     fixer = image_fixes.ImageFixer(source.path, self._skip_bad_images)
     with verification.BackgroundHasher([source.check]) as hasher:
       for task in tasks:
@@ -195,8 +197,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       kept.remove(self._inputs)
     written = engine.write_all(
         sources,
-        engine.tfds_planner,
-        tfds_layout.TfdsLayout(self, sources),
+        self._plan_split,
+        self._layout(sources),
         self._skip_bad_images,
         kept,
         map_fn,
@@ -214,6 +216,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self._record_split(
           source, *written.fixed_and_skipped(split), written.skipped_members[split]
       )
+
+  def _plan_split(
+      self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+  ) -> list[plan.ShardTask]:
+    """The shards of one split (a variant may filter it: `subset_builder`)."""
+    return engine.tfds_planner(source, index)
+
+  def _layout(
+      self, sources: Mapping[str, split_sources.SplitSource]
+  ) -> tfds_layout.TfdsLayout:
+    """The shard files (a variant may relabel the examples: `real_builder`)."""
+    return tfds_layout.TfdsLayout(self, sources)
 
   def _kept_shards(self, **kwargs) -> resume.KeptShards:
     """The kept-shards folder beside the version folder (TFDS builds into a
@@ -254,7 +268,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         manual_dir,
         self._verify_checksums,
         self.data_dir_root,
-        self.info.features['label'].names,
+        labels.class_names_file().read_text().split(),
         kept_folder=self._kept_shards().folder,
     )
     if sources.devkit:
