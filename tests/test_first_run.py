@@ -5,6 +5,7 @@ no folder behind; `class_words` names the 1,000 classes only."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import classic_build
+from imagenet2012_local import cli
 from imagenet2012_local import labels
 from imagenet2012_local.imagenet2012_local_dataset_builder import MissingArchivesError
 from imagenet2012_local.prepare_checks import SplitNotBuiltError
@@ -112,3 +114,25 @@ def test_class_words_name_the_1000_classes_only(tmp_path):
   words = metadata(data)['class_words']
   assert words == devkit.words_by_wnid
   assert words['n01440764'].startswith('tench')
+
+
+@pytest.mark.parametrize('chosen, level', [(None, '1'), ('0', '0'), ('3', '3')])
+def test_the_command_quiets_tensorflow_info_unless_told(tmp_path, monkeypatch, capsys, chosen, level):
+  """`imagenet2012-local` sets TensorFlow's log level before any subcommand
+  imports it, and keeps the user's own."""
+  if chosen is None:
+    monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  else:
+    monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', chosen)
+  status = cli.main([
+      'build-classic', '--manual_dir', str(tmp_path / 'typo'),
+      '--output_dir', str(tmp_path / 'out'),
+  ])
+  assert status == 1
+  assert capsys.readouterr().err == (
+      f'imagenet2012-local build-classic: error: The manual dir {tmp_path / "typo"}'
+      ' does not exist.\nPass the folder that holds ILSVRC2012_img_train.tar,'
+      ' ILSVRC2012_img_val.tar, ILSVRC2012_img_test.tar (any of them) as'
+      ' --manual_dir (in Python: tfds.download.DownloadConfig(manual_dir=...)).\n'
+  )
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == level
