@@ -120,10 +120,11 @@ def test_class_words_name_the_1000_classes_only(tmp_path):
 def test_the_command_quiets_tensorflow_info_unless_told(tmp_path, monkeypatch, capsys, chosen, level):
   """`imagenet2012-local` sets TensorFlow's log level before any subcommand
   imports it, and keeps the user's own."""
-  if chosen is None:
-    monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
-  else:
-    monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', chosen)
+  environment = dict(os.environ)  # A copy: what main sets goes away after.
+  environment.pop('TF_CPP_MIN_LOG_LEVEL', None)
+  if chosen is not None:
+    environment['TF_CPP_MIN_LOG_LEVEL'] = chosen
+  monkeypatch.setattr(os, 'environ', environment)
   status = cli.main([
       'build-classic', '--manual_dir', str(tmp_path / 'typo'),
       '--output_dir', str(tmp_path / 'out'),
