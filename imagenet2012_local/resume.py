@@ -44,7 +44,6 @@ import hashlib
 import json
 import os
 import threading
-import typing
 from collections.abc import Sequence
 
 from etils import epath
@@ -288,27 +287,7 @@ def _is_record(value: object) -> bool:
 
 
 def _is_shard_result(value: object) -> bool:
-  """Whether `value` holds exactly `ShardResult`'s fields, each of its type."""
   # Here, not at the top: shard_writer imports this module.
   from imagenet2012_local import shard_writer  # pylint: disable=import-outside-toplevel
 
-  fields = typing.get_type_hints(shard_writer.ShardResult)
-  return (
-      isinstance(value, dict)
-      and value.keys() == fields.keys()
-      and all(_has_type(value[name], hint) for name, hint in fields.items())
-  )
-
-
-def _has_type(value: object, hint: object) -> bool:
-  """Whether `value` is of type `hint`: a str, an int (a count or an index:
-  never negative, never a bool), or a dict of them (`dict[str, str]`)."""
-  if typing.get_origin(hint) is dict:
-    key_type, value_type = typing.get_args(hint)
-    return isinstance(value, dict) and all(
-        _has_type(k, key_type) and _has_type(v, value_type)
-        for k, v in value.items()
-    )
-  if hint is int:
-    return type(value) is int and value >= 0
-  return type(value) is hint
+  return state_files.has_fields_of(value, shard_writer.ShardResult)
