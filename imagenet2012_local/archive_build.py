@@ -58,7 +58,10 @@ class SplitWritten:
     return sum(self.shard_lengths)
 
 
-def add_arguments(parser: argparse.ArgumentParser, layout_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    layout_flags: Callable[[argparse.ArgumentParser], None],
+) -> None:
   """Adds the flags every build from the archives takes to `parser`, with
   the layout's own (`layout_flags`) after the folders."""
   parser.add_argument(

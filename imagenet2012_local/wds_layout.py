@@ -55,15 +55,43 @@ def sample_key(file_name: str) -> str:
   return os.path.splitext(file_name)[0]
 
 
-def member(name: str, data: bytes) -> bytes:
-  """One tar member: its ustar header, `data`, zeros to the next block."""
-  info = tarfile.TarInfo(name)
-  info.size = len(data)
-  info.mode = _MEMBER_MODE
-  # TarInfo's defaults are mtime 0, uid and gid 0, uname and gname empty: the
-  # same header on every build.
-  header = info.tobuf(format=tarfile.USTAR_FORMAT)
-  return header + data + bytes(-len(data) % _BLOCK)
+def _header_tail() -> bytes:
+  """The ustar header's bytes after the checksum, the same for every member:
+  a regular file, no link, the magic, no user or group name, no device."""
+  return b''.join([
+      b'0',  # typeflag: a regular file.
+      bytes(100),  # linkname
+      b'ustar\x0000',  # magic and version
+      bytes(32 + 32),  # uname, gname: none.
+      bytes(8 + 8),  # devmajor, devminor: empty, as tarfile leaves them.
+      bytes(155 + 12),  # prefix: none; then the padding to 512 bytes.
+  ])
+
+
+_HEADER_TAIL = _header_tail()
+# The checksum counts its own 8-byte field as spaces.
+_CONSTANT_SUM = sum(_HEADER_TAIL) + 8 * ord(' ')
+
+
+def header(name: str, size: int) -> bytes:
+  """The ustar header of a member `name` of `size` bytes: mode 0644, uid
+  and gid 0, mtime 0, no user or group name, the same on every build.
+
+  It is the header Python's `tarfile` writes for such a member (the tests
+  compare them), built here directly: `TarInfo.tobuf`, three times a
+  sample, cost several times what serializing a whole TFDS example does.
+  """
+  # Member names (a key of at most 24 bytes by `archive_facts`' patterns,
+  # then `.json` at most) fit the 100-byte name field; sizes under 8 GiB fit
+  # its 11 octal digits.
+  head = b''.join([
+      name.encode().ljust(100, b'\x00'),
+      b'%07o\x00' % _MEMBER_MODE,
+      b'0000000\x00' * 2,  # uid, gid
+      b'%011o\x00' % size,
+      b'%011o\x00' % 0,  # mtime
+  ])
+  return b''.join([head, b'%06o\x00 ' % (sum(head) + _CONSTANT_SUM), _HEADER_TAIL])
 
 
 def make_sample(
@@ -83,11 +111,17 @@ def make_sample(
       'label': label,
       'wnid': class_names[label] if label >= 0 else '',
   }
-  return b''.join([
-      member(f'{key}.jpg', image),
-      member(f'{key}.cls', str(label).encode()),
-      member(f'{key}.json', json.dumps(metadata, sort_keys=True).encode()),
-  ])
+  members = [
+      (f'{key}.jpg', image),
+      (f'{key}.cls', str(label).encode()),
+      (f'{key}.json', json.dumps(metadata, sort_keys=True).encode()),
+  ]
+  # One join: each member's header, data, and zeros to the next block.
+  return b''.join(
+      part
+      for name, data in members
+      for part in (header(name, len(data)), data, bytes(-len(data) % _BLOCK))
+  )
 
 
 def write_shard(path: Path, samples: Iterator[bytes]) -> None:

@@ -26,7 +26,8 @@ from imagenet2012_local import verification
 from imagenet2012_local import wds_build
 from imagenet2012_local import wds_layout
 from tests import fake_archives
-from tests.helpers import DUMMY_DIR, VAL_TAR, manual_dir_with, read_split, two_lines, val_images
+from tests.helpers import DUMMY_DIR, VAL_TAR, manual_dir_with, read_split
+from tests.helpers import two_lines, val_images
 
 _ROOT = Path(__file__).resolve().parent.parent
 SPLITS = {'train': (4, 26), 'validation': (2, 10), 'test': (2, 5)}  # shards, images
@@ -87,7 +88,9 @@ def test_webdataset_reads_what_the_tfds_build_holds(wds, dummy_build, split):
 
 
 @pytest.mark.parametrize('split', list(SPLITS))
-def test_hf_datasets_reads_what_the_tfds_build_holds(wds, dummy_build, split, tmp_path, monkeypatch):
+def test_hf_datasets_reads_what_the_tfds_build_holds(
+    wds, dummy_build, split, tmp_path, monkeypatch
+):
   monkeypatch.setenv('HF_DATASETS_OFFLINE', '1')
   monkeypatch.setenv('HF_HUB_OFFLINE', '1')
   loaded = datasets.load_dataset(
@@ -121,8 +124,10 @@ def test_info_json_gives_every_shard_and_its_samples(wds):
         len(list(webdataset.WebDataset(str(wds / name), shardshuffle=False)))
         for name in described['filenames']
     ]
-    assert described['filenames'] == [wds_layout.shard_name(split, k) for k in range(shards)]
-    assert described['shard_lengths'] == counts == classic_layout.shard_sizes(total, shards)
+    names = [wds_layout.shard_name(split, k) for k in range(shards)]
+    assert described['filenames'] == names
+    sizes = classic_layout.shard_sizes(total, shards)
+    assert described['shard_lengths'] == counts == sizes
     assert described['num_samples'] == total
 
 
@@ -130,11 +135,22 @@ def test_members_have_fixed_headers_and_sample_order(wds):
   for path in _shard_paths(wds, 'train') + _shard_paths(wds, 'test'):
     with tarfile.open(path) as tar:
       members = tar.getmembers()
-    assert [m.name.rsplit('.', 1)[1] for m in members] == ['jpg', 'cls', 'json'] * (len(members) // 3)
+    extensions = [m.name.rsplit('.', 1)[1] for m in members]
+    assert extensions == ['jpg', 'cls', 'json'] * (len(members) // 3)
     for m in members:
       assert (m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode, m.type) == (
           0, 0, 0, '', '', 0o644, tarfile.REGTYPE
       ), (path, m.name)
+
+
+@pytest.mark.parametrize(
+    'name', ['a', 'n01440764_10026.jpg', 'ILSVRC2012_test_00100000.json', 'x' * 100]
+)
+@pytest.mark.parametrize('size', [0, 1, 511, 512, 513, 110_000, 8**11 - 1])
+def test_headers_are_those_tarfile_writes(name, size):
+  info = tarfile.TarInfo(name)
+  info.size, info.mode = size, 0o644
+  assert wds_layout.header(name, size) == info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
 def test_two_builds_are_byte_identical(wds, tmp_path):
@@ -222,7 +238,10 @@ def test_existing_output_dir_is_kept_without_overwrite(tmp_path, capsys):
   argv = ['build-wds', '--manual_dir', str(manual), '--output_dir', str(output_dir)]
   assert cli.main(argv) == 1
   what, fix = capsys.readouterr().err.splitlines()
-  assert what == f'imagenet2012-local build-wds: error: {output_dir} exists; pass --overwrite to replace it.'
+  assert what == (
+      f'imagenet2012-local build-wds: error: {output_dir} exists; pass'
+      ' --overwrite to replace it.'
+  )
   assert fix.startswith('With --overwrite it is replaced only once')
   assert [p.name for p in output_dir.iterdir()] == ['mine']
   assert cli.main([*argv, '--overwrite', '--validation_shards', '2']) == 0
