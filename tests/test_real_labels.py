@@ -3,6 +3,7 @@ file number, in TFDS `imagenet2012_real`'s examples."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from tensorflow_datasets.core import example_serializer
 import imagenet2012_local  # noqa: F401  (registers the builders)
 from imagenet2012_local import real_layout
 from imagenet2012_local import split_sources
+from imagenet2012_local import worker_pool
 from tests import fake_archives
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, build, manual_dir_with, two_lines
+# A function of a module that imports no TFDS, for a worker to run.
+from tests.test_worker_pool import _imports_tfds
 
 NAME = 'imagenet2012_local_real'
 FEATURES = tfds.builder(NAME).info.features
@@ -117,3 +121,12 @@ def test_without_the_validation_archive_it_fails_naming_it(tmp_path):
       ' (free registration) into that folder, or pass the folder that holds'
       ' it as --manual_dir.',
   )
+
+
+def test_workers_encode_with_the_real_layout_without_importing_tfds(tmp_path):
+  layout = real_layout.RealLayout(tfds.builder(NAME, data_dir=tmp_path), ['validation'])
+  with worker_pool.WorkerPool(1) as pool:
+    assert list(pool(functools.partial(_imports_tfds, layout), [0])) == [False]
+    names = list(HAND_CHECKED)
+    encoded = list(pool(functools.partial(layout.encode, b'jpeg', 3), names))
+  assert encoded == [layout.encode(b'jpeg', 3, name) for name in names]
