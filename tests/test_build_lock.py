@@ -59,6 +59,14 @@ def _lock_file(folder: Path) -> Path:
   return folder.with_name(folder.name + build_lock.LOCK_SUFFIX)
 
 
+def _holds_lock(folder: Path, pid: int) -> bool:
+  """Whether process `pid` holds `folder`'s lock: it writes its id once it does."""
+  try:
+    return _lock_file(folder).read_text().strip() == str(pid)
+  except FileNotFoundError:
+    return False
+
+
 def _cli_error(capsys: pytest.CaptureFixture[str], command: str) -> tuple[str, str]:
   """The two lines of the error `imagenet2012-local <command>` printed last."""
   err = capsys.readouterr().err.splitlines()
@@ -126,14 +134,14 @@ def test_a_real_build_holds_its_version_folder(tmp_path):
       env={**os.environ, settings.WORKERS_ENV_VAR: '1'},
   )
   try:
-    while not _lock_file(version).exists():
+    while not _holds_lock(version, other.pid):
       assert other.poll() is None, 'the build ended before it was seen'
       time.sleep(0.005)
     other.send_signal(signal.SIGSTOP)
     with pytest.raises(build_lock.BuildInProgressError) as raised:
       build(manual, data_dir)
-    assert two_lines(raised.value)[0].startswith(
-        f'Another build is writing {version}'
+    assert two_lines(raised.value)[0] == (
+        f'Another build is writing {version} (process {other.pid}).'
     )
   finally:
     other.kill()

@@ -343,8 +343,8 @@ def test_a_killed_build_leaves_nothing_that_looks_complete_and_resumes(
   assert process.wait(timeout=60) == -signal.SIGKILL
   assert not output_dir.exists()
   leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != 'manual')
-  assert len(leftovers) == 2 and leftovers[0].startswith('out.incomplete-')
-  assert leftovers[1] == kept.name
+  assert len(leftovers) == 3 and leftovers[0].startswith('out.incomplete-')
+  assert leftovers[1:] == [kept.name, 'out.lock']  # Its flock died with it.
   finished = len(list(kept.glob('validation-*.kept.json')))
   assert 0 < finished < 100
   assert len(list(kept.glob('dali_idx/validation-*.idx'))) >= finished
