@@ -56,8 +56,9 @@ def check_free_space(
 
 
 def _kept_bytes(kept_folder: epath.PathLike | None) -> int:
-  """The bytes of the files an interrupted build kept in `kept_folder`: a
-  stat per shard (~1,200 for ImageNet), no read."""
+  """The bytes of the finished files an interrupted build kept in
+  `kept_folder` (a half-written `.partial` shard is no output): a stat per
+  shard (~1,200 for ImageNet), no read."""
   if kept_folder is None or not os.path.isdir(kept_folder):
     return 0
   with os.scandir(kept_folder) as entries:
