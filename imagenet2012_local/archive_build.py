@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from imagenet2012_local import archive_index
+from imagenet2012_local import build_lock
 from imagenet2012_local import engine
 from imagenet2012_local import labels
 from imagenet2012_local import plan
@@ -82,7 +83,8 @@ def add_arguments(
   parser.add_argument(
       '--overwrite',
       action='store_true',
-      help='Replace --output_dir if it exists (only once the build is done).',
+      help='Replace --output_dir if it exists (only once the build is done;'
+      ' never one that is, holds or is inside the manual dir).',
   )
   parser.add_argument(
       '--no_verify',
@@ -144,6 +146,8 @@ def build(
       that the build deletes, is, holds or is inside `manual_dir` (or holds
       an archive); checked before any work.
     publish.OutputExistsError: `output_dir` exists without `overwrite`.
+    build_lock.OutputNotWritableError, build_lock.BuildInProgressError:
+      `output_dir` cannot be written, or another build is writing it.
     errors.Imagenet2012LocalError: what the TFDS build raises for the same
       archives (missing, damaged, wrong digest, bad labels, full disk...).
   """
@@ -158,28 +162,34 @@ def build(
   publish.check_free(output_dir, overwrite, inputs)
   for folder in [kept.folder, *_stale_staging_dirs(output_dir)]:
     protected_paths.refuse_to_delete(folder, inputs)
-  class_names = labels.class_names_file().read_text().split()
-  sources = split_sources.find_sources(
-      manual_dir, verify_checksums, _existing_ancestor(output_dir), class_names
-  ).by_split
-  planner = functools.partial(_plan, num_shards=num_shards)
-  if not settings.resume(resume):
+  # Before the archives are read, and held until the stale folders are gone.
+  with build_lock.claimed(output_dir, output_dir, '--output_dir'):
+    class_names = labels.class_names_file().read_text().split()
+    sources = split_sources.find_sources(
+        manual_dir,
+        verify_checksums,
+        _existing_ancestor(output_dir),
+        class_names,
+        kept_folder=kept.folder,
+    ).by_split
+    planner = functools.partial(_plan, num_shards=num_shards)
+    if not settings.resume(resume):
+      kept.remove(inputs)
+    with (
+        engine.local_map() as map_fn,
+        publish.staged(output_dir, overwrite, inputs) as staging,
+    ):
+      written = engine.write_all(
+          sources, planner, make_layout(staging, class_names), skip_bad_images,
+          kept, map_fn,
+      )
+      splits = [_split_written(source, written) for source in sources.values()]
+      finish(staging, splits)
     kept.remove(inputs)
-  with (
-      engine.local_map() as map_fn,
-      publish.staged(output_dir, overwrite, inputs) as staging,
-  ):
-    written = engine.write_all(
-        sources, planner, make_layout(staging, class_names), skip_bad_images,
-        kept, map_fn,
-    )
-    splits = [_split_written(source, written) for source in sources.values()]
-    finish(staging, splits)
-  kept.remove(inputs)
-  for stale in _stale_staging_dirs(output_dir):
-    # Left by killed builds; one that cannot go (another user's) is harmless.
-    with contextlib.suppress(OSError):
-      protected_paths.delete(stale, inputs)
+    for stale in _stale_staging_dirs(output_dir):
+      # Left by killed builds; one that cannot go (another user's) is harmless.
+      with contextlib.suppress(OSError):
+        protected_paths.delete(stale, inputs)
   return splits
 
 
