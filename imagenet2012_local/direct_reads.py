@@ -30,23 +30,25 @@ from etils import epath
 from imagenet2012_local import checksum_tables
 from imagenet2012_local import paths
 
-_PIECE = 1 << 20  # A multiple of every block size direct reads require.
+PIECE = 1 << 20  # A multiple of every block size direct reads require.
 _IN_FLIGHT = 4
 _AHEAD = 8  # Pieces read but not yet hashed, at most: 8 MiB.
 _O_DIRECT = getattr(os, 'O_DIRECT', 0)  # Linux only.
 
 
-def pieces(path: epath.PathLike) -> Iterator[bytes | memoryview]:
-  """The file's bytes in order, in pieces; each is valid until the next is
-  asked for. A read error is raised here; stopping early stops the reads."""
+def pieces(path: epath.PathLike, start: int = 0) -> Iterator[bytes | memoryview]:
+  """The file's bytes in order from `start` (a multiple of `PIECE`), in
+  pieces; each is valid until the next is asked for. A read error is raised
+  here; stopping early stops the reads."""
   path = epath.Path(path)
   fd = open_direct(path) if paths.is_local(path) else None
   if fd is None:
     with path.open('rb') as f:
+      f.seek(start)
       yield from checksum_tables.chunks(f)
     return
   try:
-    yield from _DirectReads(fd, os.fstat(fd).st_size).pieces()
+    yield from _DirectReads(fd, os.fstat(fd).st_size, start // PIECE).pieces()
   finally:
     os.close(fd)
 
@@ -76,35 +78,36 @@ class _DirectReads:
   """Reads a file's pieces on `_IN_FLIGHT` threads into `_AHEAD` reused
   buffers, and hands them out in order."""
 
-  def __init__(self, fd: int, size: int):
+  def __init__(self, fd: int, size: int, first: int = 0):
     self._fd = fd
     self._size = size
-    self._count = -(-size // _PIECE)
-    self._buffers = [mmap.mmap(-1, _PIECE) for _ in range(min(_AHEAD, self._count))]
+    self._count = -(-size // PIECE)
+    self._buffers = [mmap.mmap(-1, PIECE) for _ in range(min(_AHEAD, self._count))]
     self._changed = threading.Condition()
-    self._claimed = 0  # Pieces given to a reading thread.
-    self._released = 0  # Pieces handed out and given back.
+    self._first = first  # The first piece to read.
+    self._claimed = first  # Pieces given to a reading thread.
+    self._released = first  # Pieces handed out and given back.
     self._read: dict[int, int | OSError] = {}  # Piece -> bytes read, or error.
     self._stop = False
 
   def pieces(self) -> Iterator[memoryview]:
     threads = [
         threading.Thread(target=self._read_pieces, name='direct-read', daemon=True)
-        for _ in range(min(_IN_FLIGHT, self._count))
+        for _ in range(min(_IN_FLIGHT, self._count - self._first))
     ]
     for thread in threads:
       thread.start()
     try:
-      for i in range(self._count):
+      for i in range(self._first, self._count):
         with self._changed:
           self._changed.wait_for(lambda: i in self._read)
           result = self._read.pop(i)
         if isinstance(result, OSError):
           raise result
-        expected = min(_PIECE, self._size - i * _PIECE)
+        expected = min(PIECE, self._size - i * PIECE)
         if result != expected:
           raise OSError(
-              errno.EIO, f'read {result:,} bytes at byte {i * _PIECE:,}, not'
+              errno.EIO, f'read {result:,} bytes at byte {i * PIECE:,}, not'
               f' {expected:,}: the file changed while it was read'
           )
         yield memoryview(self._buffers[i % len(self._buffers)])[:result]
@@ -132,7 +135,7 @@ class _DirectReads:
         i = self._claimed
         self._claimed += 1
       try:
-        result = os.preadv(self._fd, [self._buffers[i % len(self._buffers)]], i * _PIECE)
+        result = os.preadv(self._fd, [self._buffers[i % len(self._buffers)]], i * PIECE)
       except OSError as e:
         result = e
       with self._changed:

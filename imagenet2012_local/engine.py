@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from etils import epath
 
 from imagenet2012_local import archive_index
+from imagenet2012_local import disk_probe
 from imagenet2012_local import disk_space
+from imagenet2012_local import in_order_writer
 from imagenet2012_local import memory
 from imagenet2012_local import paths
 from imagenet2012_local import plan
@@ -107,7 +109,12 @@ def write_all(
       hasher.raise_if_failed()
 
     try:
-      results = shard_writer.write_shards(writer, tasks, map_fn, on_result)
+      if _in_order(sources, layout, tasks, map_fn):
+        results = in_order_writer.write_in_order(
+            writer, layout, kept, skip_bad_images, tasks, on_result
+        )
+      else:
+        results = shard_writer.write_shards(writer, tasks, map_fn, on_result)
       hasher.wait()  # Raises before anything is published if a digest is wrong.
     except verification.ChecksumError:
       kept.remove()  # Shards of a wrong archive are worth nothing.
@@ -118,6 +125,27 @@ def write_all(
     kept.record_finished()  # A kill while publishing keeps them too.
     writer.publish(tasks)
   return Written(results, skipped_members)
+
+
+def _in_order(
+    sources: Mapping[str, split_sources.SplitSource],
+    layout: shard_writer.Layout,
+    tasks: list[plan.ShardTask],
+    map_fn: shard_writer.MapFn,
+) -> bool:
+  """Whether to write the shards from one read of each archive in order
+  (`in_order_writer`, in this process) instead of reading images by offset:
+  where the layout and the index allow it, the shards are written on this
+  machine, and the disk makes reads by offset the dearer (`disk_probe`)."""
+  on_this_machine = map_fn is map or isinstance(map_fn, worker_pool.WorkerPool)
+  return (
+      on_this_machine
+      and in_order_writer.usable(layout, tasks)
+      and all(
+          disk_probe.write_in_order(source.check.path, source.check.size)
+          for source in sources.values()
+      )
+  )
 
 
 def _keep_finished_despite(kept: resume.KeptShards, error: BaseException) -> None:

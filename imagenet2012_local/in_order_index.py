@@ -53,14 +53,18 @@ class InOrderFile:
   """
 
   def __init__(
-      self, pieces: Iterator[bytes | memoryview], on_piece: Callable[[memoryview], None]
+      self,
+      pieces: Iterator[bytes | memoryview],
+      on_piece: Callable[[memoryview], None],
+      start: int = 0,
   ):
+    """The file whose bytes from `start` on are `pieces`."""
     self._pieces = pieces
     self._on_piece = on_piece
     self._behind = b''  # The last bytes before `_piece`, copied.
     self._piece = memoryview(b'')  # Valid until the next is pulled.
-    self._piece_start = 0  # File offset of `_piece`'s first byte.
-    self._pos = 0
+    self._piece_start = start  # File offset of `_piece`'s first byte.
+    self._pos = start
 
   def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
     if whence != os.SEEK_SET:

@@ -19,7 +19,7 @@ PIECE = 8192  # Small pieces (a multiple of the block size): many of them.
 
 @pytest.fixture(autouse=True)
 def small_pieces(monkeypatch):
-  monkeypatch.setattr(direct_reads, '_PIECE', PIECE)
+  monkeypatch.setattr(direct_reads, 'PIECE', PIECE)
   monkeypatch.setattr(direct_reads, '_IN_FLIGHT', 2)
   monkeypatch.setattr(direct_reads, '_AHEAD', 3)
 

@@ -123,7 +123,7 @@ def test_a_build_read_in_order_is_byte_identical(dummy_build, tmp_path, monkeypa
   read = []
   pieces = direct_reads.pieces
   monkeypatch.setattr(
-      direct_reads, 'pieces', lambda path: (read.append(path), pieces(path))[1]
+      direct_reads, 'pieces', lambda path, *start: (read.append(path), pieces(path, *start))[1]
   )
   build(DUMMY_DIR, tmp_path)
   assert _shards(tmp_path) == _shards(dummy_build)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 import tensorflow_datasets as tfds
 
+from imagenet2012_local import block_writes
 from imagenet2012_local import classic_build
 from imagenet2012_local import direct_reads
 from imagenet2012_local import image_fixes
+from imagenet2012_local import in_order_progress
 from imagenet2012_local import in_order_writer
 from imagenet2012_local import resume
 from imagenet2012_local import settings
@@ -60,7 +62,7 @@ def _count_calls(monkeypatch) -> list[int]:
 def test_the_same_shards_and_metadata_whatever_the_block(
     dummy_build, tmp_path, monkeypatch, block
 ):
-  monkeypatch.setattr(in_order_writer, 'block_size', lambda folder: block)
+  monkeypatch.setattr(block_writes, 'block_size', lambda folder: block)
   calls = _count_calls(monkeypatch)
   build(DUMMY_DIR, tmp_path)
   assert calls == [1]
@@ -118,26 +120,58 @@ def test_an_undecodable_image_is_skipped_and_listed(dummy_build, tmp_path):
   assert ours == {k: v for k, v in theirs.items() if k not in skipped}
 
 
-def test_an_interrupted_build_leaves_nothing_and_reruns_the_same(
-    dummy_build, tmp_path, monkeypatch
-):
-  place = in_order_writer._Edges.place
+def _interrupt_after(monkeypatch, places: int) -> list[int]:
+  """Makes the build stop (as on a kill) at its `places`-th record placed,
+  once; returns the list that counts the records placed."""
+  place = block_writes.BlockWrites.place
   placed = []
 
-  def fail_midway(self, *args):
+  stopped = []
+
+  def count_and_stop(self, *args):
     placed.append(1)
-    if len(placed) == 5:
+    if len(placed) == places and not stopped:
+      stopped.append(1)
       raise KeyboardInterrupt
     place(self, *args)
 
-  monkeypatch.setattr(in_order_writer._Edges, 'place', fail_midway)
+  monkeypatch.setattr(block_writes.BlockWrites, 'place', count_and_stop)
+  return placed
+
+
+@pytest.mark.parametrize('checkpoint_bytes', [1, 1 << 30], ids=['each', 'none'])
+def test_an_interrupted_build_goes_on_from_its_checkpoint(
+    dummy_build, tmp_path, monkeypatch, checkpoint_bytes
+):
+  monkeypatch.setattr(in_order_progress, 'CHECKPOINT_BYTES', checkpoint_bytes)
+  placed = _interrupt_after(monkeypatch, 40)
   with pytest.raises(KeyboardInterrupt):
     build(DUMMY_DIR, tmp_path)
   assert not tfds.builder(NAME, data_dir=tmp_path).is_prepared()
+  placed.clear()
+  build(DUMMY_DIR, tmp_path)
+  total = len(placed)
+  placed.clear()
+  build(DUMMY_DIR, tmp_path / 'again')
+  # Each record: once in all with a checkpoint after each, twice without.
+  assert total == (len(placed) - 39 if checkpoint_bytes == 1 else len(placed))
+  assert _shards(tmp_path) == _shards(dummy_build)
+  assert metadata(tmp_path)['fixed_images'] == metadata(dummy_build)['fixed_images']
   assert not list(tmp_path.rglob('edges-*.bin'))
-  monkeypatch.setattr(in_order_writer._Edges, 'place', place)
+  assert not list(tmp_path.rglob('*.in-order'))
+
+
+@pytest.mark.parametrize('garbage', [b'', b'{"key": 3}', b'\xff' * 9])
+def test_a_damaged_checkpoint_is_ignored(dummy_build, tmp_path, monkeypatch, garbage, caplog):
+  monkeypatch.setattr(in_order_progress, 'CHECKPOINT_BYTES', 1)
+  _interrupt_after(monkeypatch, 40)
+  with pytest.raises(KeyboardInterrupt):
+    build(DUMMY_DIR, tmp_path)
+  (record,) = tmp_path.rglob('in-order.json')
+  record.write_bytes(garbage)
   build(DUMMY_DIR, tmp_path)
   assert _shards(tmp_path) == _shards(dummy_build)
+  assert any('in-order.json' in r.getMessage() for r in caplog.records)
 
 
 def test_a_rebuild_reads_each_archive_once(dummy_build, tmp_path, monkeypatch):
@@ -146,7 +180,7 @@ def test_a_rebuild_reads_each_archive_once(dummy_build, tmp_path, monkeypatch):
   read = []
   pieces = direct_reads.pieces
   monkeypatch.setattr(
-      direct_reads, 'pieces', lambda path: (read.append(path), pieces(path))[1]
+      direct_reads, 'pieces', lambda path, *start: (read.append(path), pieces(path, *start))[1]
   )
   build(DUMMY_DIR, tmp_path / 'second')
   # The index (with what each image's content gave) and the verified
