@@ -28,6 +28,7 @@ from tests.helpers import (
     read_split,
     two_lines,
 )
+from tests.test_os_errors import cli_error
 
 _ROOT = Path(__file__).resolve().parent.parent
 # Holds the claim on a folder (argv[1]) until killed, as a build does.
@@ -38,7 +39,6 @@ with build_lock.claimed(sys.argv[1], sys.argv[1], '--output_dir'):
   print('held', flush=True)
   time.sleep(600)
 """
-_CLI_ERROR = 'imagenet2012-local {}: error: '
 
 
 @contextlib.contextmanager
@@ -67,13 +67,6 @@ def _holds_lock(folder: Path, pid: int) -> bool:
     return False
 
 
-def _cli_error(capsys: pytest.CaptureFixture[str], command: str) -> tuple[str, str]:
-  """The two lines of the error `imagenet2012-local <command>` printed last."""
-  err = capsys.readouterr().err.splitlines()
-  assert err[-2].startswith(_CLI_ERROR.format(command)), err
-  return err[-2].removeprefix(_CLI_ERROR.format(command)), err[-1]
-
-
 def test_a_second_tfds_build_fails_at_once_and_a_killed_one_blocks_nothing(tmp_path):
   manual = manual_dir_with(tmp_path, VAL_TAR)
   data_dir = tmp_path / 'data'
@@ -99,7 +92,7 @@ def test_a_second_build_classic_deletes_nothing_of_the_first(tmp_path, capsys):
   argv = ['build-classic', '--manual_dir', str(manual), '--output_dir', str(out)]
   with _held_elsewhere(out) as other:
     assert cli.main([*argv, '--fresh']) == 1  # --fresh deletes kept shards.
-    what, fix = _cli_error(capsys, 'build-classic')
+    what, fix = cli_error(capsys, 'build-classic')
     assert what == f'Another build is writing {out} (process {other.pid}).'
     assert fix.endswith('--output_dir=<folder>.')
     assert (kept / 'README.txt').read_text() == 'The first build is writing here.'
@@ -116,7 +109,7 @@ def test_export_tpu_into_a_folder_being_written_fails_at_once(
   with _held_elsewhere(out) as other:
     argv = ['export-tpu', '--data_dir', str(dummy_build), '--output_dir', str(out)]
     assert cli.main(argv) == 1
-    assert _cli_error(capsys, 'export-tpu')[0] == (
+    assert cli_error(capsys, 'export-tpu')[0] == (
         f'Another build is writing {out} (process {other.pid}).'
     )
   assert not out.exists()

@@ -1,8 +1,9 @@
 """OS errors end in two lines naming the user's folder, from `tfds build` and
 from `imagenet2012-local`: a disk that fills up while shards are written or
 recorded (the first error wins, no half-written record is left), an output on
-a read-only file system, an unreadable or malformed checksum table; and a
-rerun after a full disk counts the kept shards as space it already holds.
+a read-only file system; and a rerun after a full disk counts the kept
+shards as space it already holds. (Checksum tables:
+`test_checksum_table_errors`; two builds of one output: `test_build_lock`.)
 
 Full and read-only disks are real: small tmpfs mounts (root only; else the
 tests skip)."""
@@ -21,7 +22,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imagenet2012_local import build_lock
-from imagenet2012_local import checksum_tables
 from imagenet2012_local import cli
 from imagenet2012_local import disk_space
 from imagenet2012_local import resume
@@ -35,7 +35,6 @@ from tests.helpers import (
     failed_build,
     manual_dir_holding,
     manual_dir_with,
-    metadata,
     read_split,
     two_lines,
     val_images,
@@ -70,8 +69,9 @@ def _free_bytes(folder: Path) -> int:
   return stat.f_bavail * stat.f_frsize
 
 
-def _cli_error(capsys: pytest.CaptureFixture[str], command: str) -> tuple[str, str]:
-  """The two lines of the error `imagenet2012-local <command>` printed."""
+def cli_error(capsys: pytest.CaptureFixture[str], command: str) -> tuple[str, str]:
+  """The two lines of the error `imagenet2012-local <command>` printed (its
+  last lines: after the error, nothing)."""
   err = capsys.readouterr().err.splitlines()
   prefix = _ERROR.format(command)
   at = next(i for i, line in enumerate(err) if line.startswith(prefix))
@@ -140,7 +140,7 @@ def test_a_full_disk_while_kept_shards_are_recorded_is_the_error_seen(
     else:
       argv = _build_classic_argv(manual, out, shards=8)
       assert cli.main(argv) == 1
-      what, fix = _cli_error(capsys, 'build-classic')
+      what, fix = cli_error(capsys, 'build-classic')
       output_parent = disk
     assert what.startswith(f'The disk filled up while writing {output_parent}/')
     assert what.endswith('(No space left on device); nothing was published.')
@@ -193,7 +193,7 @@ def test_the_rerun_after_a_full_disk_counts_the_kept_shards_as_held(
     with monkeypatch.context() as passed:  # As if the space went meanwhile.
       passed.setattr(disk_space, 'check_free_space', lambda *_: None)
       assert cli.main(argv) == 1
-    assert 'The disk filled up' in _cli_error(capsys, 'build-classic')[0]
+    assert 'The disk filled up' in cli_error(capsys, 'build-classic')[0]
     kept = disk / f'out{resume.FOLDER_SUFFIX}'
     kept_bytes = sum(p.stat().st_size for p in kept.glob('validation-*'))
     assert kept_bytes > len(data) // 4
@@ -275,7 +275,7 @@ def test_a_read_only_output_dir_fails_in_two_lines(
   else:
     argv = ['export-tpu', '--data_dir', str(dummy_build), '--output_dir', str(out)]
   assert cli.main(argv) == 1
-  what, fix = _cli_error(capsys, command)
+  what, fix = cli_error(capsys, command)
   assert what == (
       f'Cannot write the output to {out}: creating a file in'
       f' {read_only_disk / "existing"} failed (Read-only file system).'
@@ -293,85 +293,3 @@ def test_a_prepared_dataset_on_a_read_only_disk_still_loads(tmp_path, monkeypatc
     # tfds.load calls download_and_prepare, which reuses what is there.
     tfds.load(NAME, split='validation', data_dir=disk / 'data')
     assert read_split(disk / 'data', 'validation') == written
-
-
-# Checksum tables.
-
-_ROW = 'x.tar\t512\t' + '0' * 32 + '\t-'
-
-
-@pytest.mark.parametrize(
-    'row, problem',
-    [
-        (_ROW.rsplit('\t', 1)[0], '3 tab-separated fields instead of 4 (name,'
-         ' size, md5, sha256)'),
-        (f'{_ROW}\textra', '5 tab-separated fields instead of 4 (name, size,'
-         ' md5, sha256)'),
-        (_ROW.replace('\t', ' '), '1 tab-separated fields instead of 4 (name,'
-         ' size, md5, sha256)'),
-        (_ROW.replace('512', '5 MB'), "the size '5 MB' is not a whole number"
-         ' of bytes'),
-        (_ROW.replace('0' * 32, 'z' * 32), f"the MD5 '{'z' * 32}' is not 32"
-         ' hexadecimal digits'),
-        (_ROW.replace('0' * 32, '0' * 31), f"the MD5 '{'0' * 31}' is not 32"
-         ' hexadecimal digits'),
-        # A SHA-1 in the SHA-256 column.
-        (_ROW.replace('\t-', '\t' + 'a' * 40), f"the SHA-256 '{'a' * 40}' is"
-         ' not 64 hexadecimal digits'),
-        ('\t' + _ROW.split('\t', 1)[1], 'no archive name'),
-    ],
-)
-def test_a_malformed_checksum_table_names_its_file_and_line(
-    tmp_path, monkeypatch, row, problem
-):
-  table = tmp_path / 'mine.tsv'
-  table.write_text(f'# My archives.\n{_ROW}\n{row}\n{_ROW}\n')
-  monkeypatch.setenv(settings.EXTRA_TABLES_ENV_VAR, str(table))
-  manual = manual_dir_with(tmp_path, VAL_TAR)
-  what, fix = failed_build(
-      manual, tmp_path / 'data', checksum_tables.ChecksumTableError
-  )
-  assert what == f'{table}, line 3: {problem}.'
-  assert fix.startswith('Fix or remove that line: each holds name<TAB>size')
-
-
-@pytest.mark.parametrize(
-    'make, why',
-    [
-        (lambda path: None, 'No such file or directory'),
-        (lambda path: path.mkdir(), 'Is a directory'),
-        (lambda path: path.write_bytes(b'\xff\xfe\x00'), 'not UTF-8 text'),
-        (lambda path: path.write_text(f'{_ROW}\n{_ROW[:-2]}\n'), None),
-    ],
-)
-def test_a_bad_checksum_table_fails_build_classic_in_two_lines(
-    tmp_path, monkeypatch, capsys, make, why
-):
-  table = tmp_path / 'mine.tsv'
-  make(table)
-  monkeypatch.setenv(settings.EXTRA_TABLES_ENV_VAR, str(table))
-  manual = manual_dir_with(tmp_path, VAL_TAR)
-  argv = ['build-classic', '--manual_dir', str(manual), '--output_dir', str(tmp_path / 'out')]
-  assert cli.main(argv) == 1
-  what, fix = _cli_error(capsys, 'build-classic')
-  if why:
-    assert what == f'Cannot read the checksum table {table} ({why}).'
-    assert fix.startswith(f'Check the paths in ${settings.EXTRA_TABLES_ENV_VAR}')
-  else:
-    assert what.startswith(f'{table}, line 2: 3 tab-separated fields')
-  assert not (tmp_path / 'out').exists()
-
-
-def test_upper_case_digests_in_a_table_verify_the_archive(tmp_path, monkeypatch):
-  manual = manual_dir_holding(
-      tmp_path, VAL_TAR, fake_archives.tar_bytes(val_images(4))
-  )
-  table = tmp_path / 'mine.tsv'
-  checksum_tables.write_table(table, [manual / VAL_TAR], 'Made up.')
-  lines = table.read_text().splitlines()
-  table.write_text('\n'.join([*lines[:-1], lines[-1].upper().replace(
-      VAL_TAR.upper(), VAL_TAR)]) + '\n')
-  assert lines[-1] not in table.read_text()  # Its digests are upper case.
-  monkeypatch.setenv(settings.EXTRA_TABLES_ENV_VAR, str(table))
-  build(manual, tmp_path / 'data')
-  assert metadata(tmp_path / 'data')['archives'][VAL_TAR]['status'] == 'verified'
