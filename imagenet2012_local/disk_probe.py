@@ -10,14 +10,13 @@ blocks in order (a standard cloud disk: 375 against ~545; a spinning disk:
 by offset wins on local SSDs and NVMe, where the reading is spread over
 worker processes. So the disk is measured for a fraction of a second: random
 4 KiB reads, 16 in flight, and 1 MiB reads in order, both with `O_DIRECT` so
-the page cache cannot answer.
+the page cache cannot answer, the fastest of three rounds each.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import logging
 import mmap
 import os
@@ -33,18 +32,16 @@ from imagenet2012_local import settings
 _log = logging.getLogger(__name__)
 
 AVERAGE_IMAGE_BYTES = 110_000  # ImageNet's: 154.6 GB over 1.33 M images.
-# Below this an archive is indexed by offset, unmeasured: either way takes
-# well under a second (every test archive).
+# An archive below this on a disk not measured yet is read by offset,
+# unmeasured: either way takes well under a second (every test archive).
 _MEASURED_FROM_BYTES = 256 << 20
-_RANDOM_READS = 256  # At most, within `_BUDGET_S` each measurement.
+_RANDOM_READS = 256  # At most, within `_BUDGET_S`, each round.
 _RANDOM_IN_FLIGHT = 16
-_SEQUENTIAL_PIECES = 32  # 1 MiB each.
-_BUDGET_S = 0.4
-# With the gate on, reading in order also makes the digest finish before the
-# shards are written instead of beside them: on a disk that keeps the CPUs
-# waiting, free; elsewhere worth it only where reads by offset would cost at
-# least half as much as the whole read.
-_IN_ORDER_WITH_DIGEST = 0.5
+_SEQUENTIAL_PIECES = 32  # 1 MiB each, at most, each round.
+_BUDGET_S = 0.15
+# Rounds of each measurement, of which the fastest counts: a disk busy with
+# something else for a moment reads slower, never faster, than it can.
+_ROUNDS = 3
 # Below this rate in order, a build waits for the disk, not the CPUs (one core
 # encodes and frames ~550 MB/s of ImageNet-sized records): reading in order
 # then takes no longer than by offset even where the disk seeks fast, and
@@ -60,66 +57,73 @@ class DiskRates:
   sequential_bytes_per_s: float
 
 
-def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
-  """Whether to index the archive at `path` in one read in order.
+def read_in_order(path: epath.PathLike, size: int) -> bool:
+  """Whether to read the archive at `path` in order (its index, then its
+  images) rather than by offset (a header, then an image, per image): where
+  the disk makes reads by offset the dearer, or bounds the build anyway.
 
-  Args:
-    path: the archive.
-    size: its size in bytes.
-    hashing: the checksum gate reads it in order anyway.
+  Where the checksum gate hashes the archive, its index then comes from the
+  digest's read, but the digest no longer runs beside the writing: on a disk
+  faster than the CPUs that overlap is worth more than the index's reads,
+  so the same rule holds.
   """
-  return _in_order(
-      path, size, _IN_ORDER_WITH_DIGEST if hashing else 1.0, 'indexing'
-  )
-
-
-def write_in_order(path: epath.PathLike, size: int) -> bool:
-  """Whether to read the images of the archive at `path` in order (one
-  read of it) rather than each at its offset (a random read each)."""
-  return _in_order(path, size, 1.0, 'reading images')
-
-
-def _in_order(path: epath.PathLike, size: int, threshold: float, what: str) -> bool:
-  """Whether reading `path` by offset, an image at a time, would take over
-  `threshold` times as long as reading it in order."""
   choice = settings.read_order()
   if choice != 'auto':
     return choice == 'in-order'
-  if not paths.is_local(path) or size < _MEASURED_FROM_BYTES:
+  if not paths.is_local(path):
     return False  # Cloud storage: read by many workers at once.
-  rates = measure(path, size)
+  rates = _disk_rates(path, size)
   if rates is None:
     return False
   by_offset = size / AVERAGE_IMAGE_BYTES / rates.random_reads_per_s
   in_order = size / rates.sequential_bytes_per_s
   disk_bound = rates.sequential_bytes_per_s < _DISK_BOUND_BYTES_PER_S
-  choose = disk_bound or by_offset > threshold * in_order
+  choose = disk_bound or by_offset > in_order
   _log.info(
-      '%s: %.0f random reads/s, %.0f MB/s in order: %s %s (by offset'
+      '%s: %.0f random reads/s, %.0f MB/s in order: reading it %s (by offset'
       ' ~%.0f s, in order ~%.0f s).',
       path, rates.random_reads_per_s, rates.sequential_bytes_per_s / 1e6,
-      what, 'in order' if choose else 'by offset', by_offset, in_order,
+      'in order' if choose else 'by offset', by_offset, in_order,
   )
   return choose
 
 
-@functools.cache
+# The rates of each disk (device number) measured by this process: a build's
+# archives on one disk are read the same way, the small ones too.
+_MEASURED: dict[int, DiskRates | None] = {}
+
+
+def _disk_rates(path: epath.PathLike, size: int) -> DiskRates | None:
+  """The rates of the disk under `path`, measured on the first archive of
+  that disk big enough to tell; None before one was (or where the disk
+  refuses direct reads)."""
+  device = os.stat(path).st_dev
+  if device not in _MEASURED:
+    if size < _MEASURED_FROM_BYTES:
+      return None
+    _MEASURED[device] = measure(path, size)
+  return _MEASURED[device]
+
+
 def measure(path: epath.PathLike, size: int) -> DiskRates | None:
-  """The disk's rates under `path`, measured once per process; None where
-  direct reads are refused."""
+  """The disk's rates under `path`; None where direct reads are refused."""
   fd = direct_reads.open_direct(epath.Path(path))
   if fd is None:
     return None
   try:
-    return DiskRates(_random_rate(fd, size), _sequential_rate(fd, size))
+    rounds = range(_ROUNDS)
+    return DiskRates(
+        max(_random_rate(fd, size, seed) for seed in rounds),
+        max(_sequential_rate(fd, size, place) for place in rounds),
+    )
   finally:
     os.close(fd)
 
 
-def _random_rate(fd: int, size: int) -> float:
+def _random_rate(fd: int, size: int, seed: int) -> float:
   """4 KiB reads a second at random places, `_RANDOM_IN_FLIGHT` at a time."""
   pages = max(1, size // mmap.PAGESIZE)
-  chooser = random.Random(0)
+  chooser = random.Random(seed)
   offsets = [chooser.randrange(pages) * mmap.PAGESIZE for _ in range(_RANDOM_READS)]
   deadline = time.monotonic() + _BUDGET_S
 
@@ -140,10 +144,11 @@ def _random_rate(fd: int, size: int) -> float:
   return done / max(time.monotonic() - start, 1e-6)
 
 
-def _sequential_rate(fd: int, size: int) -> float:
-  """Bytes a second of 1 MiB reads in order, from the archive's middle."""
+def _sequential_rate(fd: int, size: int, place: int) -> float:
+  """Bytes a second of 1 MiB reads in order, from the `place`-th quarter of
+  the archive on."""
   buffer = mmap.mmap(-1, 1 << 20)
-  offset = (size // 2) & ~((1 << 20) - 1)
+  offset = (size * (place + 1) // (_ROUNDS + 1)) & ~((1 << 20) - 1)
   done = 0
   start = time.monotonic()
   for _ in range(_SEQUENTIAL_PIECES):
