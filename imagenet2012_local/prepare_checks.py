@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from imagenet2012_local import archive_facts
 from imagenet2012_local import errors
 from imagenet2012_local import split_sources
+from imagenet2012_local import tfds_internals
 
 
 class SplitNotBuiltError(errors.Imagenet2012LocalError):
@@ -58,6 +59,9 @@ def _manual_dir(
   `<download dir>/manual` (as `DatasetBuilder._make_download_manager` does)."""
   if download_config.manual_dir:
     return epath.Path(download_config.manual_dir)
+  patched = tfds_internals.patched_manual_dir()
+  if patched is not None:
+    return patched
   return epath.Path(download_dir or builder.data_dir_root / 'downloads') / 'manual'
 
 

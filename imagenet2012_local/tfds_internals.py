@@ -13,6 +13,8 @@ it, and TFDS would cost each ~16 MB of memory.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -84,6 +86,18 @@ def split_info(
 def manual_dir_as_given(dl_manager: tfds.download.DownloadManager) -> str:
   """The manual dir the user passed, even where TFDS refuses it as empty."""
   return os.fspath(getattr(dl_manager, '_manual_dir', None) or 'The manual dir')
+
+
+def patched_manual_dir() -> epath.Path | None:
+  """The manual dir every download manager gives where TFDS's test harness
+  (`tfds.testing.DatasetBuilderTestCase`) replaced the property with its
+  dummy data folder; None where the property is TFDS's own."""
+  from tensorflow_datasets.core import download  # pylint: disable=g-import-not-at-top
+
+  value = inspect.getattr_static(download.DownloadManager, 'manual_dir')
+  if isinstance(value, (property, functools.cached_property)):
+    return None
+  return epath.Path(value)
 
 
 def progress_bar(iterable: Iterable[_T] | None = None, **kwargs):

@@ -292,7 +292,9 @@ def test_cli_error_is_two_lines_and_exit_status_one(tmp_path):
   )
   assert failed.returncode == 1
   assert 'Traceback' not in failed.stderr
-  what, fix = failed.stderr.splitlines()
+  # The build's first line says what it builds; then the error's two lines.
+  building, what, fix = failed.stderr.splitlines()
+  assert building.startswith('Building validation from ILSVRC2012_img_val.tar')
   assert what.startswith('imagenet2012-local build-classic: error: ')
   assert 'is 10,240 bytes; the known copies are' in what
   assert '30,720 bytes (dummy_data.tsv)' in what

@@ -84,7 +84,9 @@ PINNED_DUMMY_BUILD = {
     'imagenet2012_local-train.tfrecord-00000-of-00001': 'ad9b3581a0f8f68487f94daf00a3c387b09c68399c59e3610bb0aecd5c89b00c',
     'imagenet2012_local-validation.tfrecord-00000-of-00001': 'e479dffa908dfce737f15d90e23f80ef9600186b7c71e108e783a5b14fa649dd',
     'imagenet2012_local-test.tfrecord-00000-of-00001': '8619e35d86d67de34f352b259fc4c1c4756768433d73f59d0f3ae9c36b7d5bcf',
-    'metadata.json': '57282f718771f59997434dc6169a5736c78214e6d92538504567d78f913c437e',
+    # metadata.json changed deliberately: class_words holds the 1,000 classes
+    # only, not every synset of the devkit (issue 21).
+    'metadata.json': '522bf48f69b93716aeb8e422203cf167a6cdee2cf96e75302d2f57142e42a522',
 }
 
 
