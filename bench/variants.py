@@ -40,6 +40,13 @@ _CLASSIC = (
     '--manual_dir={archives}',
     '--output_dir={data_dir}/classic',
 )
+# WebDataset shards (`imagenet1k-train-%04d.tar`...) straight from the archives.
+_WDS = (
+    _CLI,
+    'build-wds',
+    '--manual_dir={archives}',
+    '--output_dir={data_dir}/wds',
+)
 # The two steps it replaces: a TFDS build, then export-tpu from it. The TFDS
 # build goes into a subfolder, so that its build_stats.json is not taken for
 # the whole run's time.
@@ -133,6 +140,8 @@ VARIANTS = {
     'classic': Variant(_CLASSIC, _VERIFIED),
     'classic-noverify': Variant(_CLASSIC, _NOT_VERIFIED),
     'build-export': Variant(_BUILD_THEN_EXPORT, _VERIFIED),
+    'wds': Variant(_WDS, _VERIFIED),
+    'wds-noverify': Variant(_WDS, _NOT_VERIFIED),
 }
 
 
