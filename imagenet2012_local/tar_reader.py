@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tarfile
 from collections.abc import Callable, Generator, Iterator, MutableMapping
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from etils import epath
 
@@ -37,6 +37,9 @@ BLOCK_SIZE = tarfile.BLOCKSIZE
 # records (64 KiB allows blocking factors up to 128); more means a zero block
 # inside the data, e.g. where a preallocated download stopped.
 _MAX_END_PADDING = 64 << 10
+
+
+_T = TypeVar('_T')
 
 
 class ArchiveError(errors.Imagenet2012LocalError):
@@ -96,16 +99,18 @@ def index_tar(
 def plain_index_steps(
     path: epath.Path, lookup: BinaryIO, start: int, size: int,
     naming: archive_facts.Naming, inner_name: str,
+    on_member: Callable[[str, int, int], None] | None = None,
 ) -> Generator[int, None, list[tuple[str, int, int]] | None]:
   """`index_tar`'s members of a plain tar, one header at a time (see
-  `_TarView.plain_steps`), read through `lookup`; None for a tar that is not
-  plain: `index_tar` reads it then, and reports what it must.
+  `_TarView.plain_steps`, which calls `on_member`), read through `lookup`;
+  None for a tar that is not plain: `index_tar` reads it then, and reports
+  what it must.
 
   Raises:
     ArchiveError: the tar's size is not a whole number of blocks.
   """
   view = _TarView(path, lookup, start, size, naming, {}, inner_name)
-  found = yield from view.plain_steps()
+  found = yield from view.plain_steps(on_member)
   return None if found is None else [(n, start + o, s) for n, o, s in found]
 
 
@@ -115,20 +120,17 @@ def plain_members(
     on_member: Callable[[str, int, int], None] | None = None,
 ) -> list[tuple[str, int, int]] | None:
   """`plain_index_steps` run to the end: reads go forward only, so `lookup`
-  may be a sequential read (`in_order_index`). `on_member(name, offset,
-  size)` runs right after each member's header is read, before the next.
+  may be a sequential read (`in_order_index`)."""
+  return _run(plain_index_steps(path, lookup, start, size, naming, inner_name, on_member))
 
-  Raises:
-    ArchiveError: the tar's size is not a whole number of blocks.
-  """
-  view = _TarView(path, lookup, start, size, naming, {}, inner_name)
-  steps = view.plain_steps(on_member)
+
+def _run(steps: Generator[int, None, _T]) -> _T:
+  """What a generator of `plain_steps` returns, run to its end."""
   while True:
     try:
       next(steps)
     except StopIteration as done:
-      found = done.value
-      return None if found is None else [(n, start + o, s) for n, o, s in found]
+      return done.value
 
 
 class _TarView:
@@ -194,12 +196,7 @@ class _TarView:
     tarfile spends ~25 µs on a header (ImageNet has 1.3 M: ~35 s); reading
     just the fields that matter takes a third of that.
     """
-    steps = self.plain_steps()
-    while True:
-      try:
-        next(steps)
-      except StopIteration as done:
-        return done.value
+    return _run(self.plain_steps())
 
   def plain_steps(
       self, on_member: Callable[[str, int, int], None] | None = None
