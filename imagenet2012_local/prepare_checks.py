@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import archive_facts
 from imagenet2012_local import errors
+from imagenet2012_local import protected_paths
 from imagenet2012_local import split_sources
 from imagenet2012_local import tfds_internals
 
@@ -38,11 +39,16 @@ def check_manual_dir(
       manual dir holds no split archive.
     SplitNotBuiltError: the dataset is prepared and would be reused, but the
       manual dir holds an archive of a split it lacks.
+    protected_paths.InputFolderError: the dataset is to be rebuilt (TFDS
+      deletes its version folder first), and that folder holds the archives.
   """
   mode = download_config.download_mode
   if mode == tfds.download.GenerateMode.UPDATE_DATASET_INFO:
     return  # TFDS rewrites the metadata only; no archive is read.
   manual_dir = _manual_dir(builder, download_config, download_dir)
+  if mode.overwrite_dataset and builder.data_path.exists():
+    # TFDS deletes the version folder first, before the build's own checks.
+    protected_paths.refuse_to_delete(builder.data_path, [manual_dir])
   # What TFDS checks before it says "Reusing dataset".
   if builder.data_path.exists() and not mode.overwrite_dataset:
     _check_no_split_added(builder.data_path, builder.info.splits.keys(), manual_dir)

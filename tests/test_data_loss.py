@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tensorflow_datasets as tfds
 
 from imagenet2012_local import cli
 from imagenet2012_local import protected_paths
@@ -265,3 +266,29 @@ def test_tfds_build_refuses_a_kept_shards_folder_linked_to_the_manual_dir(
       f' {manual}.'
   )
   assert kept.is_symlink() and _digests(manual) == before
+
+
+def test_tfds_build_overwrite_never_deletes_archives_kept_in_the_version_folder(
+    manual, tmp_path
+):
+  """TFDS's --overwrite deletes the version folder before the build starts:
+  archives moved into it are refused up front, and stay."""
+  data_dir = tmp_path / 'built'
+  build(manual, data_dir)
+  inside = data_dir / 'imagenet2012_local' / '5.1.0' / 'raw'
+  shutil.copytree(manual, inside)
+  before = _digests(inside)
+  with pytest.raises(protected_paths.InputFolderError) as refused:
+    tfds.builder('imagenet2012_local', data_dir=data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=inside,
+            download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS,
+        )
+    )
+  what, how = str(refused.value).splitlines()
+  assert what == (
+      f'{inside.parent} would be replaced or deleted, but it holds the input'
+      f' folder {inside}.'
+  )
+  assert how.startswith('Nothing was deleted')
+  assert _digests(inside) == before
