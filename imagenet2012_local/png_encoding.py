@@ -28,6 +28,8 @@ _MIN_ZLIB_WINDOW_BITS = 9  # zlib refuses 8; libpng asks for 9 and rewrites the 
 _SHRINK_UP_TO = 16384
 _LOOK_AHEAD = 262
 _IDAT_BYTES = 8192  # libpng's PNG_ZBUF_SIZE: one IDAT chunk per buffer.
+# A filtered byte's cost in libpng's choice: its absolute value read as signed.
+_SIGNED_SIZE = np.array([min(value, 256 - value) for value in range(256)], np.int32)
 
 
 def encode_rgb(pixels: np.ndarray) -> bytes:
@@ -50,30 +52,30 @@ def encode_rgb(pixels: np.ndarray) -> bytes:
 def _filtered_rows(pixels: np.ndarray) -> np.ndarray:
   """Each row as libpng filters it: its filter type byte, then its bytes.
 
-  Every filter reads the unfiltered rows, so all rows are filtered at once.
+  Every filter reads the unfiltered rows, so all rows are filtered at once,
+  from views of one zero-padded copy (the row above the first, the pixel
+  left of the first, are zeros).
   """
   height, width, channels = pixels.shape
-  raw = pixels.reshape(height, width * channels).astype(np.int16)
-  up = np.zeros_like(raw)
-  up[1:] = raw[:-1]
-  left = np.zeros_like(raw)
-  left[:, channels:] = raw[:, :-channels]
-  up_left = np.zeros_like(raw)
-  up_left[:, channels:] = up[:, :-channels]
-  guess = left + up - up_left
-  to_left, to_up, to_up_left = (np.abs(guess - n) for n in (left, up, up_left))
+  row_bytes = width * channels
+  padded = np.zeros((height + 1, channels + row_bytes), np.int16)
+  padded[1:, channels:] = pixels.reshape(height, row_bytes)
+  raw = padded[1:, channels:]
+  left, up, up_left = padded[1:, :-channels], padded[:-1, channels:], padded[:-1, :-channels]
+  # Paeth's distances from its guess, left + up - up_left, to each neighbour.
+  to_left, to_up = np.abs(up - up_left), np.abs(left - up_left)
+  to_up_left = np.abs(left + up - 2 * up_left)
   paeth = np.where(
       (to_left <= to_up) & (to_left <= to_up_left),
       left,
       np.where(to_up <= to_up_left, up, up_left),
   )
-  # Filter types 0 to 4: None, Sub, Up, Average, Paeth.
-  candidates = np.stack(
-      [raw, raw - left, raw - up, raw - (left + up) // 2, raw - paeth]
-  ) & 0xFF
-  costs = np.where(candidates < 128, candidates, 256 - candidates).sum(axis=2)
+  # Filter types 0 to 4: None, Sub, Up, Average, Paeth; bytes wrap modulo 256.
+  predictions = np.stack([np.zeros_like(raw), left, up, (left + up) >> 1, paeth])
+  candidates = (raw - predictions).astype(np.uint8)
+  costs = _SIGNED_SIZE[candidates].sum(axis=2)
   chosen = costs.argmin(axis=0)  # The first of equal costs, as libpng.
-  rows = np.empty((height, 1 + width * channels), np.uint8)
+  rows = np.empty((height, 1 + row_bytes), np.uint8)
   rows[:, 0] = chosen
   rows[:, 1:] = candidates[chosen, np.arange(height)]
   return rows
