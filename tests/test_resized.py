@@ -22,6 +22,7 @@ from imagenet2012_local import image_fixes
 from imagenet2012_local import labels
 from imagenet2012_local import png_encoding
 from imagenet2012_local import resized_layout
+from imagenet2012_local import settings
 from imagenet2012_local import split_sources
 from imagenet2012_local import variant_files
 from imagenet2012_local import worker_pool
@@ -123,12 +124,18 @@ def _built(data_dir: Path, config: str, split: str) -> collections.Counter:
   )
 
 
-@pytest.mark.parametrize('config, max_examples', [
-    ('8x8', None), ('32x32', None), ('16x16', 100),  # 100: TFDS's generator path.
+@pytest.mark.parametrize('config, max_examples, read_order', [
+    ('8x8', None, 'by-offset'),
+    ('32x32', None, 'auto'),
+    # The archives read in order: records are still written by offset, as
+    # their sizes are known only once encoded.
+    ('64x64', None, 'in-order'),
+    ('16x16', 100, 'auto'),  # 100: TFDS's generator path.
 ])
 def test_built_images_are_the_documented_downsampling(
-    config, max_examples, dummy_build, tmp_path
+    config, max_examples, read_order, dummy_build, tmp_path, monkeypatch
 ):
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, read_order)
   builder = tfds.builder(f'{NAME}/{config}', data_dir=tmp_path)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=DUMMY_DIR, max_examples_per_split=max_examples
