@@ -36,12 +36,15 @@ _AHEAD = 8  # Pieces read but not yet hashed, at most: 8 MiB.
 _O_DIRECT = getattr(os, 'O_DIRECT', 0)  # Linux only.
 
 
-def pieces(path: epath.PathLike, start: int = 0) -> Iterator[bytes | memoryview]:
+def pieces(
+    path: epath.PathLike, start: int = 0, direct: bool = True
+) -> Iterator[bytes | memoryview]:
   """The file's bytes in order from `start` (a multiple of `PIECE`), in
   pieces; each is valid until the next is asked for. A read error is raised
-  here; stopping early stops the reads."""
+  here; stopping early stops the reads. `direct=False` reads through the
+  page cache, for a read that should find (or leave) the file's pages there."""
   path = epath.Path(path)
-  fd = open_direct(path) if paths.is_local(path) else None
+  fd = open_direct(path) if direct and paths.is_local(path) else None
   if fd is None:
     with path.open('rb') as f:
       f.seek(start)

@@ -5,8 +5,10 @@ disk that serves thousands of random reads a second, ruinous on one that
 seeks (a standard cloud disk serves ~375 a second: full ImageNet's 1.33 M
 headers take an hour, where reading all 155 GB in order takes 43 minutes at
 its 60 MB/s). Here the archive is read once, in order, in 1 MiB pieces
-(`direct_reads`), and the headers are parsed as the pieces pass; every piece
-can also be handed to the checksum gate, whose digest needs that read anyway.
+(`direct_reads`, through the page cache: what stays there, the writing reads
+first, see `in_order_writer`), and the headers are parsed as the pieces
+pass; every piece can also be handed to the checksum gate, whose digest
+needs that read anyway.
 
 Only plain tars (`tar_reader`: every ImageNet tar) are indexed this way;
 for any other tar the walk gives up (`NotInOrder`) and the caller indexes by
@@ -235,7 +237,8 @@ def index_and_hash(
     content = _Content(check.path)
     try:
       index = index_in_order(
-          check.path, archive, direct_reads.pieces(check.path), on_piece,
+          check.path, archive, direct_reads.pieces(check.path, direct=False),
+          on_piece,
           skipped, content.add,
       )
     except NotInOrder as e:

@@ -149,3 +149,19 @@ def fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
   monkeypatch.setattr(tfrecords.Writer, 'write', write)
+
+
+def count_archive_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+  """Records the path of every read of an archive in order
+  (`direct_reads.pieces`: the digest's, the in-order index's and writing's)."""
+  from imagenet2012_local import direct_reads  # pylint: disable=g-import-not-at-top
+
+  read = []
+  pieces = direct_reads.pieces
+
+  def recorded(path, *args, **kwargs):
+    read.append(os.path.basename(os.fspath(path)))
+    return pieces(path, *args, **kwargs)
+
+  monkeypatch.setattr(direct_reads, 'pieces', recorded)
+  return read

@@ -9,7 +9,6 @@ import tensorflow_datasets as tfds
 
 from imagenet2012_local import block_writes
 from imagenet2012_local import classic_build
-from imagenet2012_local import direct_reads
 from imagenet2012_local import image_fixes
 from imagenet2012_local import in_order_progress
 from imagenet2012_local import in_order_writer
@@ -20,6 +19,7 @@ from tests.helpers import (
     NAME,
     VAL_TAR,
     build,
+    count_archive_reads,
     failed_build,
     manual_dir_with,
     metadata,
@@ -177,13 +177,28 @@ def test_a_damaged_checkpoint_is_ignored(dummy_build, tmp_path, monkeypatch, gar
 def test_a_rebuild_reads_each_archive_once(dummy_build, tmp_path, monkeypatch):
   build(DUMMY_DIR, tmp_path / 'first')
   calls = _count_calls(monkeypatch)
-  read = []
-  pieces = direct_reads.pieces
-  monkeypatch.setattr(
-      direct_reads, 'pieces', lambda path, *start: (read.append(path), pieces(path, *start))[1]
-  )
+  read = count_archive_reads(monkeypatch)
   build(DUMMY_DIR, tmp_path / 'second')
   # The index (with what each image's content gave) and the verified
   # digests are remembered: the images are all that is read.
   assert calls == [1] and len(read) == 3
   assert _shards(tmp_path / 'second') == _shards(dummy_build)
+
+
+@pytest.mark.parametrize('segment', [1 << 20, 8 << 10])
+def test_segments_read_last_first_give_the_same_shards(
+    dummy_build, tmp_path, monkeypatch, segment
+):
+  """The images are read a segment at a time, the last first (so what the
+  page cache kept of the index's read is read before it is evicted); with
+  many segments, and a stop and a checkpoint midway, the same bytes."""
+  monkeypatch.setattr(in_order_writer, '_SEGMENT_BYTES', segment)
+  monkeypatch.setattr(in_order_progress, 'CHECKPOINT_BYTES', 1)
+  read = count_archive_reads(monkeypatch)
+  _interrupt_after(monkeypatch, 30)
+  with pytest.raises(KeyboardInterrupt):
+    build(DUMMY_DIR, tmp_path)
+  build(DUMMY_DIR, tmp_path)
+  assert _shards(tmp_path) == _shards(dummy_build)
+  if segment == 8 << 10:  # The train archive (110 KB) in many segments.
+    assert read.count('ILSVRC2012_img_train.tar') > 4
