@@ -26,6 +26,14 @@ from imagenet2012_local import variant_splits
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
 _VERSION = tfds.core.Version('0.1.0')  # Upstream imagenet_resized's configs'.
+# Upstream imagenet_resized's citation: the paper that made these datasets.
+_CITATION = """\
+@article{chrabaszcz2017downsampled,
+  title={A downsampled variant of imagenet as an alternative to the cifar datasets},
+  author={Chrabaszcz, Patryk and Loshchilov, Ilya and Hutter, Frank},
+  journal={arXiv preprint arXiv:1707.08819},
+  year={2017}
+}"""
 
 
 @dataclasses.dataclass(eq=False)  # As TFDS's BuilderConfig.
@@ -58,7 +66,11 @@ class ResizedBuilder(imagenet2012_local_dataset_builder.Builder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.builder_config.size
-    return self.dataset_info_from_configs(
+    # Not dataset_info_from_configs: the package's CITATIONS.bib (ImageNet's)
+    # would prevail over the paper's.
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.get_metadata().description,
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(size, size, 3)),  # PNG.
             'label': tfds.features.ClassLabel(
@@ -67,6 +79,7 @@ class ResizedBuilder(imagenet2012_local_dataset_builder.Builder):
         }),
         supervised_keys=('image', 'label'),
         homepage='https://patrykchrabaszcz.github.io/Imagenet32/',
+        citation=_CITATION,
         metadata=tfds.core.MetadataDict(),
     )
 

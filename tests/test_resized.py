@@ -143,6 +143,7 @@ def test_built_images_are_the_documented_downsampling(
   size = builder.builder_config.size
   assert set(builder.info.splits) == {'train', 'validation'}  # The test archive unread.
   assert builder.info.supervised_keys == ('image', 'label')
+  assert 'arXiv:1707.08819' in builder.info.citation  # The paper's, as upstream's.
   assert builder.info.features['image'].shape == (size, size, 3)
   assert builder.info.features['image'].encoding_format in (None, 'png')
   # The fixed images (CMYK, PNG) are downsampled from their fixed bytes.
