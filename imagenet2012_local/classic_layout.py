@@ -158,6 +158,8 @@ class ClassicLayout:
     self._class_names = tuple(class_names)
     self._dali_index = dali_index
     self.identity = f'classic dali_index={dali_index}'
+    if dali_index:
+      self.record_size = None  # DALI's indexes are written by `write` only.
 
   def shard_path(self, task: plan.ShardTask) -> str:
     name = shard_name(task.split, task.index, task.num_shards)
@@ -169,11 +171,8 @@ class ClassicLayout:
 
   def record_size(
       self, stored_size: int, height: int, width: int, label: int, file_name: str
-  ) -> int | None:
-    """len(encode(...)) of a JPEG of `stored_size` bytes and that size; None
-    with DALI indexes (written by `write` only)."""
-    if self._dali_index:
-      return None
+  ) -> int:
+    """len(encode(...)) of a JPEG of `stored_size` bytes and that size."""
     return example_encoding.serialized_size(_features(
         example_encoding.ByteCount(stored_size), height, width, label,
         file_name, self._class_names,

@@ -71,10 +71,10 @@ class _Shard:
 
 def usable(layout: shard_writer.Layout, tasks: Sequence[plan.ShardTask]) -> bool:
   """Whether `layout` can be written in place for `tasks`: it frames its
-  records as TFRecords (`record_size`), their archives were read in order
-  (content columns), and every shard can stay open at once."""
-  record_size = getattr(layout, 'record_size', None)
-  if not tasks or record_size is None or record_size(1, 1, 1, 0, 'x') is None:
+  records as TFRecords and sizes them (`record_size`; None or absent where
+  it cannot), their archives were read in order (content columns), and
+  every shard can stay open at once."""
+  if not tasks or getattr(layout, 'record_size', None) is None:
     return False
   if any(task.split_index.stored_sizes is None for task in tasks):
     return False

@@ -27,8 +27,8 @@ def real_features(image: bytes, label: int, file_name: str) -> dict[str, object]
 class RealLayout(tfds_layout.TfdsLayout):
   """The shard files of a TFDS build of `imagenet2012_local_real`."""
 
-  def encode(self, image: bytes, label: int, file_name: str) -> bytes:
+  def features(
+      self, image: bytes | example_encoding.ByteCount, label: int, file_name: str
+  ) -> dict[str, object]:
     features = real_features(image, label, file_name)
-    return example_encoding.serialize_features(
-        {**features, 'file_name': file_name.encode()}
-    )
+    return {**features, 'file_name': file_name.encode()}

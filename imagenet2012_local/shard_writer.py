@@ -35,7 +35,14 @@ MapFn = Callable[[Callable[[_T], _R], Iterable[_T]], Iterable[_R]]
 
 
 class Layout(Protocol):
-  """How shards are named, what a record holds, and how a file is written."""
+  """How shards are named, what a record holds, and how a file is written.
+
+  A layout that frames its records as TFRecords may also have
+  `record_size(stored_size, height, width, label, file_name) -> int`: the
+  length `encode` gives for an image of that many bytes and that JPEG size,
+  so that its shards can be written in place from archives read in order
+  (`in_order_writer`); None or absent, they are written by offset only.
+  """
 
   # Names the layout and its settings (e.g. file format) for `resume.plan_key`:
   # a kept shard of another layout is never reused.

@@ -35,6 +35,8 @@ class TfdsLayout:
     self._writer = tfds_internals.example_writer(builder)
     self._file_format = self._writer.file_format.value
     self.identity = f'tfds {builder.name} {builder.version} {self._file_format}'
+    if self._file_format != _TFRECORD:
+      self.record_size = None  # TFDS's writer frames it: not in place.
 
   def __getstate__(self) -> dict[str, object]:
     # Workers are given their shards' names (`shard_writer.ShardWriter`) and
@@ -50,19 +52,22 @@ class TfdsLayout:
     )
 
   def encode(self, image: bytes, label: int, file_name: str) -> bytes:
-    return example_encoding.serialize(image, label, file_name)
+    return example_encoding.serialize_features(self.features(image, label, file_name))
+
+  def features(
+      self, image: bytes | example_encoding.ByteCount, label: int, file_name: str
+  ) -> dict[str, object]:
+    """The features of one record (`image` a `ByteCount` for its size only)."""
+    return example_encoding.features(image, label, file_name)
 
   def record_size(
       self, stored_size: int, height: int, width: int, label: int, file_name: str
-  ) -> int | None:
-    """len(encode(...)) of an image of `stored_size` bytes; None where TFDS's
-    writer frames the file (ArrayRecord)."""
+  ) -> int:
+    """len(encode(...)) of an image of `stored_size` bytes."""
     del height, width  # Not in the record.
-    if self._file_format != _TFRECORD:
-      return None
-    return example_encoding.serialized_size(example_encoding.features(
-        example_encoding.ByteCount(stored_size), label, file_name
-    ))
+    return example_encoding.serialized_size(
+        self.features(example_encoding.ByteCount(stored_size), label, file_name)
+    )
 
   def write(self, path: str, records: Iterator[tuple[str, bytes]]) -> None:
     if self._file_format == _TFRECORD:

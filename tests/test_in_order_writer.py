@@ -202,3 +202,21 @@ def test_segments_read_last_first_give_the_same_shards(
   assert _shards(tmp_path) == _shards(dummy_build)
   if segment == 8 << 10:  # The train archive (110 KB) in many segments.
     assert read.count('ILSVRC2012_img_train.tar') > 4
+
+
+def test_the_real_labels_variant_in_order_is_byte_identical(tmp_path, monkeypatch):
+  """A layout with other features sizes its own records (`features`)."""
+  calls = _count_calls(monkeypatch)
+  build(DUMMY_DIR, tmp_path / 'in_order', name='imagenet2012_local_real')
+  assert calls == [1]
+  monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, 'by-offset')
+  build(DUMMY_DIR, tmp_path / 'by_offset', name='imagenet2012_local_real')
+  in_order, by_offset = (
+      {
+          name: data
+          for name, data in _files(tmp_path / folder / 'imagenet2012_local_real').items()
+          if '.tfrecord' in name
+      }
+      for folder in ('in_order', 'by_offset')
+  )
+  assert in_order and in_order == by_offset
