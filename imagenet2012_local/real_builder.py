@@ -18,12 +18,15 @@ from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local import labels
 from imagenet2012_local import real_layout
 from imagenet2012_local import split_sources
-from imagenet2012_local import tfds_internals
 from imagenet2012_local import variant_splits
 
 
-class RealBuilder(imagenet2012_local_dataset_builder.Builder):
+class RealBuilder(
+    variant_splits.VariantSplits, imagenet2012_local_dataset_builder.Builder
+):
   """ImageNet's validation images with their ReaL labels, as TFDS `imagenet2012_real`."""
+
+  VARIANT_SPLITS = (archive_facts.VALIDATION.split,)
 
   name = 'imagenet2012_local_real'
   VERSION = tfds.core.Version('1.0.0')
@@ -48,14 +51,6 @@ class RealBuilder(imagenet2012_local_dataset_builder.Builder):
         supervised_keys=('image', 'real_label'),
         homepage='https://github.com/google-research/reassessed-imagenet',
         metadata=tfds.core.MetadataDict(),
-    )
-
-  def _split_sources(self, dl_manager: tfds.download.DownloadManager):
-    return variant_splits.of_variant(
-        super()._split_sources(dl_manager),
-        [archive_facts.VALIDATION.split],
-        self.name,
-        tfds_internals.manual_dir_as_given(dl_manager),
     )
 
   def _layout(

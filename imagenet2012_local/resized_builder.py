@@ -21,7 +21,6 @@ from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local import labels
 from imagenet2012_local import resized_layout
 from imagenet2012_local import split_sources
-from imagenet2012_local import tfds_internals
 from imagenet2012_local import variant_splits
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
@@ -43,8 +42,12 @@ class ResizedConfig(tfds.core.BuilderConfig):
   size: int = 32
 
 
-class ResizedBuilder(imagenet2012_local_dataset_builder.Builder):
+class ResizedBuilder(
+    variant_splits.VariantSplits, imagenet2012_local_dataset_builder.Builder
+):
   """ImageNet downsampled to 8x8, 16x16, 32x32 or 64x64, as TFDS `imagenet_resized`."""
+
+  VARIANT_SPLITS = _SPLITS
 
   name = 'imagenet2012_local_resized'
   VERSION = _VERSION
@@ -81,14 +84,6 @@ class ResizedBuilder(imagenet2012_local_dataset_builder.Builder):
         homepage='https://patrykchrabaszcz.github.io/Imagenet32/',
         citation=_CITATION,
         metadata=tfds.core.MetadataDict(),
-    )
-
-  def _split_sources(self, dl_manager: tfds.download.DownloadManager):
-    return variant_splits.of_variant(
-        super()._split_sources(dl_manager),
-        _SPLITS,
-        f'{self.name}/{self.builder_config.name}',
-        tfds_internals.manual_dir_as_given(dl_manager),
     )
 
   def _layout(

@@ -19,7 +19,6 @@ from imagenet2012_local import errors
 from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local import plan
 from imagenet2012_local import split_sources
-from imagenet2012_local import tfds_internals
 from imagenet2012_local import variant_files
 from imagenet2012_local import variant_splits
 
@@ -34,8 +33,12 @@ class MissingSubsetImagesError(errors.Imagenet2012LocalError, ValueError):
   """The train archive lacks images that the subset lists."""
 
 
-class SubsetBuilder(imagenet2012_local_dataset_builder.Builder):
+class SubsetBuilder(
+    variant_splits.VariantSplits, imagenet2012_local_dataset_builder.Builder
+):
   """A class-balanced 1 % or 10 % of ImageNet's train, as TFDS `imagenet2012_subset`."""
+
+  VARIANT_SPLITS = _SPLITS
 
   name = 'imagenet2012_local_subset'
   VERSION = _VERSION
@@ -53,14 +56,6 @@ class SubsetBuilder(imagenet2012_local_dataset_builder.Builder):
       )
       for config in variant_files.SUBSET_FILES
   ]
-
-  def _split_sources(self, dl_manager: tfds.download.DownloadManager):
-    return variant_splits.of_variant(
-        super()._split_sources(dl_manager),
-        _SPLITS,
-        f'{self.name}/{self.builder_config.name}',
-        tfds_internals.manual_dir_as_given(dl_manager),
-    )
 
   def _plan_split(
       self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex

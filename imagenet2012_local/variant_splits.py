@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from imagenet2012_local import archive_facts
 from imagenet2012_local import errors
 from imagenet2012_local import split_sources
+from imagenet2012_local import tfds_internals
 
 
 def of_variant(
@@ -37,3 +38,19 @@ def of_variant(
         f' {"it" if len(splits) == 1 else "them"} as --manual_dir.',
     ))
   return chosen
+
+
+class VariantSplits:
+  """Mixin of a variant builder (before the main builder in its bases): its
+  `_split_sources` are those of `VARIANT_SPLITS` (`of_variant`)."""
+
+  VARIANT_SPLITS: tuple[str, ...] = ()
+
+  def _split_sources(self, dl_manager) -> dict[str, split_sources.SplitSource]:
+    config = self.builder_config
+    return of_variant(
+        super()._split_sources(dl_manager),
+        self.VARIANT_SPLITS,
+        f'{self.name}/{config.name}' if config else self.name,
+        tfds_internals.manual_dir_as_given(dl_manager),
+    )
