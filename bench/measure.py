@@ -31,10 +31,11 @@ _TFDS_INCOMPLETE = re.compile(r'incomplete\.[A-Za-z0-9]+_')
 # - `publish.staged` (build-classic, export-tpu) writes into
 #   `<output>.incomplete-<random>/` (tempfile's random letters) and renames it;
 _STAGED = re.compile(r'\.incomplete-[a-z0-9_]+(?=/|$)')
-# - a resumable TFDS build writes `<version>.interrupted-build/<shard>.partial`,
+# - a resumable TFDS build writes `<version>.interrupted-build/<shard>.partial`
+#   (or, reading the archives in order, `<shard>.in-order`, sized in advance),
 #   renames it to `<shard>`, and hard-links that into the output (`resume`).
 _KEPT_SHARD = re.compile(
-    re.escape(resume.FOLDER_SUFFIX) + r'(/[^/]+?)(?:\.partial)?$'
+    re.escape(resume.FOLDER_SUFFIX) + r'(/[^/]+?)(?:\.partial|\.in-order)?$'
 )
 
 
