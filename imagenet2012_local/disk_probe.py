@@ -10,7 +10,7 @@ blocks in order (a standard cloud disk: 375 against ~545; a spinning disk:
 by offset wins on local SSDs and NVMe, where the reading is spread over
 worker processes. So the disk is measured for a fraction of a second: random
 4 KiB reads, 16 in flight, and 1 MiB reads in order, both with `O_DIRECT` so
-the page cache cannot answer, the fastest of three rounds each.
+the page cache cannot answer, the middle of three rounds each.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import random
+import statistics
 import time
 
 from etils import epath
@@ -35,17 +36,17 @@ AVERAGE_IMAGE_BYTES = 110_000  # ImageNet's: 154.6 GB over 1.33 M images.
 # An archive below this on a disk not measured yet is read by offset,
 # unmeasured: either way takes well under a second (every test archive).
 _MEASURED_FROM_BYTES = 256 << 20
-_RANDOM_READS = 256  # At most, within `_BUDGET_S`, each round.
+_RANDOM_READS = 1024  # At most, within `_BUDGET_S`, each round.
 _RANDOM_IN_FLIGHT = 16
-_SEQUENTIAL_PIECES = 32  # 1 MiB each, at most, each round.
-_BUDGET_S = 0.15
-# Rounds of each measurement, of which the fastest counts: a disk busy with
-# something else for a moment reads slower, never faster, than it can.
+_SEQUENTIAL_PIECES = 64  # 1 MiB each, at most, each round.
+# Long enough that a disk's (or a cgroup throttle's) burst allowance, which
+# lets the first ~100 ms through at full speed, does not count for a rate.
+_BUDGET_S = 0.2
+# Rounds of each measurement, of which the middle one counts: the first may
+# ride a burst allowance, and a disk busy for a moment reads slower.
 _ROUNDS = 3
 # Below this rate in order, a build waits for the disk, not the CPUs (one core
-# encodes and frames ~550 MB/s of ImageNet-sized records): reading in order
-# then takes no longer than by offset even where the disk seeks fast, and
-# saves a random read per image.
+# encodes and frames ~1 GB/s of ImageNet-sized records, and hashes ~1.5).
 _DISK_BOUND_BYTES_PER_S = 300e6
 
 
@@ -57,35 +58,74 @@ class DiskRates:
   sequential_bytes_per_s: float
 
 
-def read_in_order(path: epath.PathLike, size: int) -> bool:
-  """Whether to read the archive at `path` in order (its index, then its
-  images) rather than by offset (a header, then an image, per image): where
-  the disk makes reads by offset the dearer, or bounds the build anyway.
+def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
+  """Whether a first build should index the archive at `path` in one read in
+  order (its headers, and its digest if `hashing`: `in_order_index`), which
+  also lets it write the shards from a second read in order.
 
-  Where the checksum gate hashes the archive, its index then comes from the
-  digest's read, but the digest no longer runs beside the writing: on a disk
-  faster than the CPUs that overlap is worth more than the index's reads,
-  so the same rule holds.
+  By offset, the build reads a header per image (N / IOPS), then the images
+  (N / IOPS, or the archive's size over the disk's rate where that is
+  longer), with the digest's read beside them sharing the disk's rate; in
+  order, it reads the archive twice. On a disk faster than the CPUs the
+  digest's overlap with the writing is worth more than the headers' reads
+  (by offset unless they alone take longer than a read in order).
   """
+  rates = _rates_or_setting(path, size)
+  if isinstance(rates, bool):
+    return rates
+  headers, whole = _costs(rates, size)
+  if _disk_bound(rates):
+    by_offset = headers + max(headers, (1 + hashing) * whole)
+    choose = 2 * whole < by_offset
+  else:
+    choose = headers > whole
+  _say(path, rates, 'indexing it', choose)
+  return choose
+
+
+def write_in_order(path: epath.PathLike, size: int) -> bool:
+  """Whether to read the images of the archive at `path` in order (one read
+  of it) rather than each at its offset: where a random read per image
+  (N / IOPS) takes longer than the whole archive read in order; otherwise
+  both take the archive's size over the disk's rate, or less by offset,
+  where the reads are spread over the workers."""
+  rates = _rates_or_setting(path, size)
+  if isinstance(rates, bool):
+    return rates
+  headers, whole = _costs(rates, size)
+  choose = headers > whole
+  _say(path, rates, 'reading its images', choose)
+  return choose
+
+
+def _rates_or_setting(path: epath.PathLike, size: int) -> DiskRates | bool:
+  """The disk's rates, or the answer where they are not needed: the setting
+  (not auto), cloud storage (read by many workers at once: by offset), a
+  disk not measured (by offset)."""
   choice = settings.read_order()
   if choice != 'auto':
     return choice == 'in-order'
   if not paths.is_local(path):
-    return False  # Cloud storage: read by many workers at once.
-  rates = _disk_rates(path, size)
-  if rates is None:
     return False
-  by_offset = size / AVERAGE_IMAGE_BYTES / rates.random_reads_per_s
-  in_order = size / rates.sequential_bytes_per_s
-  disk_bound = rates.sequential_bytes_per_s < _DISK_BOUND_BYTES_PER_S
-  choose = disk_bound or by_offset > in_order
+  return _disk_rates(path, size) or False
+
+
+def _costs(rates: DiskRates, size: int) -> tuple[float, float]:
+  """Seconds of a random read per image, and of the archive read in order."""
+  images = size / AVERAGE_IMAGE_BYTES
+  return images / rates.random_reads_per_s, size / rates.sequential_bytes_per_s
+
+
+def _disk_bound(rates: DiskRates) -> bool:
+  return rates.sequential_bytes_per_s < _DISK_BOUND_BYTES_PER_S
+
+
+def _say(path: epath.PathLike, rates: DiskRates, what: str, in_order: bool) -> None:
   _log.info(
-      '%s: %.0f random reads/s, %.0f MB/s in order: reading it %s (by offset'
-      ' ~%.0f s, in order ~%.0f s).',
+      '%s: %.0f random reads/s, %.0f MB/s in order: %s %s.',
       path, rates.random_reads_per_s, rates.sequential_bytes_per_s / 1e6,
-      'in order' if choose else 'by offset', by_offset, in_order,
+      what, 'in order' if in_order else 'by offset',
   )
-  return choose
 
 
 # The rates of each disk (device number) measured by this process: a build's
@@ -113,8 +153,8 @@ def measure(path: epath.PathLike, size: int) -> DiskRates | None:
   try:
     rounds = range(_ROUNDS)
     return DiskRates(
-        max(_random_rate(fd, size, seed) for seed in rounds),
-        max(_sequential_rate(fd, size, place) for place in rounds),
+        statistics.median(_random_rate(fd, size, seed) for seed in rounds),
+        statistics.median(_sequential_rate(fd, size, place) for place in rounds),
     )
   finally:
     os.close(fd)

@@ -142,7 +142,7 @@ def _in_order(
       on_this_machine
       and in_order_writer.usable(layout, tasks)
       and all(
-          disk_probe.read_in_order(source.check.path, source.check.size)
+          disk_probe.write_in_order(source.check.path, source.check.size)
           for source in sources.values()
       )
   )

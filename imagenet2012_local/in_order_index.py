@@ -222,7 +222,7 @@ def index_and_hash(
     tar_reader.ArchiveError: the archive is damaged.
   """
   hashing = check.needs_hashing
-  if not disk_probe.read_in_order(check.path, check.size):
+  if not disk_probe.index_in_order(check.path, check.size, hashing):
     return None
   what = 'Indexing and verifying' if hashing else 'Indexing'
   with tfds_internals.progress_bar(

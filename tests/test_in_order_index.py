@@ -145,9 +145,12 @@ def test_a_wrong_digest_fails_before_any_shard_is_written(tmp_path, monkeypatch)
 @pytest.mark.parametrize('choice', ['by-offset', 'in-order'])
 def test_the_setting_decides_unmeasured(tmp_path, monkeypatch, choice):
   monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, choice)
-  assert disk_probe.read_in_order(tmp_path / 'any', 10**12) == (
-      choice == 'in-order'
-  )
+  monkeypatch.setattr(disk_probe, 'measure', lambda *_: pytest.fail('measured'))
+  for hashing in (True, False):
+    assert disk_probe.index_in_order(tmp_path / 'any', 10**12, hashing) == (
+        choice == 'in-order'
+    )
+  assert disk_probe.write_in_order(tmp_path / 'any', 10**12) == (choice == 'in-order')
 
 
 def test_a_wrong_setting_is_two_lines(monkeypatch):
@@ -161,7 +164,8 @@ def test_a_wrong_setting_is_two_lines(monkeypatch):
 def test_small_archives_are_indexed_by_offset_unmeasured(monkeypatch):
   monkeypatch.delenv(settings.READ_ORDER_ENV_VAR, raising=False)
   monkeypatch.setattr(disk_probe, 'measure', lambda *_: pytest.fail('measured'))
-  assert not disk_probe.read_in_order(DUMMY_DIR / VAL_TAR, 31_232)
+  assert not disk_probe.index_in_order(DUMMY_DIR / VAL_TAR, 31_232, hashing=True)
+  assert not disk_probe.write_in_order(DUMMY_DIR / VAL_TAR, 31_232)
 
 
 def test_the_probe_measures_a_real_file(tmp_path):
@@ -173,13 +177,22 @@ def test_the_probe_measures_a_real_file(tmp_path):
   assert rates.random_reads_per_s > 0 and rates.sequential_bytes_per_s > 0
 
 
-@pytest.mark.parametrize('rates, in_order', [
-    (disk_probe.DiskRates(375, 60e6), True),  # A standard cloud disk.
-    (disk_probe.DiskRates(3_000, 125e6), True),  # Slower than the CPUs.
-    (disk_probe.DiskRates(25_000, 850e6), False),  # This VM's own disk.
+@pytest.mark.parametrize('rates, index_hashing, index_not_hashing, write', [
+    # A standard cloud disk: the reads by offset cost the most.
+    (disk_probe.DiskRates(375, 60e6), True, True, True),
+    # An SSD cloud volume, slower than the CPUs: the index from the digest's
+    # read; without a digest, one read by offset costs less than two in order.
+    (disk_probe.DiskRates(3_000, 125e6), True, False, False),
+    # This VM's own disk: by offset, the digest beside the writing.
+    (disk_probe.DiskRates(25_000, 850e6), False, False, False),
 ])
-def test_a_small_archive_follows_its_measured_disk(monkeypatch, rates, in_order):
+def test_a_small_archive_follows_its_measured_disk(
+    monkeypatch, rates, index_hashing, index_not_hashing, write
+):
   monkeypatch.delenv(settings.READ_ORDER_ENV_VAR, raising=False)
   device = (DUMMY_DIR / VAL_TAR).stat().st_dev
   monkeypatch.setitem(disk_probe._MEASURED, device, rates)
-  assert disk_probe.read_in_order(DUMMY_DIR / VAL_TAR, 31_232) == in_order
+  path, size = DUMMY_DIR / VAL_TAR, 31_232
+  assert disk_probe.index_in_order(path, size, hashing=True) == index_hashing
+  assert disk_probe.index_in_order(path, size, hashing=False) == index_not_hashing
+  assert disk_probe.write_in_order(path, size) == write
