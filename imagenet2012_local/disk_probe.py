@@ -1,16 +1,19 @@
-"""How to index an archive: a header by offset per image, or one read in order.
+"""How to read an archive: by offset (a header, then an image, per image) or
+in order (twice the first time: its index, then its images).
 
-By offset costs one random read per image: ~1/IOPS each. In order costs the
-archive's size over the disk's sequential rate, but where the checksum gate
-hashes the archive that read happens anyway (`in_order_index`). Which is
-cheaper depends on the disk: ImageNet's images average ~110 KB, so in order
-wins wherever a disk serves fewer random reads a second than it reads 110 KB
-blocks in order (a standard cloud disk: 375 against ~545; a spinning disk:
-~150 against ~1,360), and wherever the disk, not the CPUs, bounds the build;
-by offset wins on local SSDs and NVMe, where the reading is spread over
-worker processes. So the disk is measured for a fraction of a second: random
-4 KiB reads, 16 in flight, and 1 MiB reads in order, both with `O_DIRECT` so
-the page cache cannot answer, the middle of three rounds each.
+By offset costs a read per header and one per image; in order, the
+archive's size over the disk's rate, twice, but where the checksum gate
+hashes the archive the first read happens anyway (`in_order_index`), and it
+runs in one process where by offset spreads over the workers. Which is
+cheaper depends on the disk: on a standard cloud disk (375 reads/s, 60 MB/s)
+or a spinning one (~150 seeks/s) reading by offset takes hours for ImageNet
+where reading in order takes under one and a half; on a local SSD by offset
+wins, the digest beside the writing. So the disk is measured for about a
+second: 4 KiB reads as the index reads headers (ascending, one every ~110 KB,
+16 walks at once) and as the writing reads images (at random, 16 in flight),
+and 1 MiB reads in order, all with `O_DIRECT` so the page cache cannot
+answer, the middle of three rounds each; the costs are then compared
+(`index_in_order`, `write_in_order`).
 """
 
 from __future__ import annotations
@@ -45,16 +48,23 @@ _BUDGET_S = 0.2
 # Rounds of each measurement, of which the middle one counts: the first may
 # ride a burst allowance, and a disk busy for a moment reads slower.
 _ROUNDS = 3
-# Below this rate in order, a build waits for the disk, not the CPUs (one core
-# encodes and frames ~1 GB/s of ImageNet-sized records, and hashes ~1.5).
-_DISK_BOUND_BYTES_PER_S = 300e6
+# What one core does with an archive read in order: the index's pass
+# (parsing headers, deciding fixes, hashing) and the writing's (fixing,
+# encoding, framing, writing in place), in bytes of ImageNet-sized images a
+# second (docs/performance.md). The writing runs in the build's process only,
+# where writing by offset spreads over the worker processes.
+_INDEX_BYTES_PER_S = 1.2e9
+_WRITE_BYTES_PER_S = 0.5e9
 
 
 @dataclasses.dataclass(frozen=True)
 class DiskRates:
   """What the disk under an archive gave, measured."""
 
-  random_reads_per_s: float  # 4 KiB reads, 16 in flight.
+  # 4 KiB reads, 16 walks at once, each reading ascending one every
+  # AVERAGE_IMAGE_BYTES, as the index by offset reads headers.
+  header_reads_per_s: float
+  random_reads_per_s: float  # 4 KiB reads at random places, 16 in flight.
   sequential_bytes_per_s: float
 
 
@@ -63,39 +73,49 @@ def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
   order (its headers, and its digest if `hashing`: `in_order_index`), which
   also lets it write the shards from a second read in order.
 
-  By offset, the build reads a header per image (N / IOPS), then the images
-  (N / IOPS, or the archive's size over the disk's rate where that is
-  longer), with the digest's read beside them sharing the disk's rate; in
-  order, it reads the archive twice. On a disk faster than the CPUs the
-  digest's overlap with the writing is worth more than the headers' reads
-  (by offset unless they alone take longer than a read in order).
+  By offset, the build reads a header per image, then the images (see
+  `_by_offset`), the digest's read beside them sharing the disk's rate; in
+  order, it reads the archive once for the index, then writes whichever
+  way is cheaper.
   """
   rates = _rates_or_setting(path, size)
   if isinstance(rates, bool):
     return rates
-  headers, whole = _costs(rates, size)
-  if _disk_bound(rates):
-    by_offset = headers + max(headers, (1 + hashing) * whole)
-    choose = 2 * whole < by_offset
-  else:
-    choose = headers > whole
-  _say(path, rates, 'indexing it', choose)
-  return choose
+  headers = size / AVERAGE_IMAGE_BYTES / rates.header_reads_per_s
+  digest = size / rates.sequential_bytes_per_s if hashing else 0.0
+  by_offset = headers + max(_by_offset(rates, size), digest + _whole(rates, size))
+  in_order = size / min(rates.sequential_bytes_per_s, _INDEX_BYTES_PER_S) + min(
+      _in_order(rates, size), _by_offset(rates, size)
+  )
+  _say(path, rates, 'indexing it', in_order < by_offset)
+  return in_order < by_offset
 
 
 def write_in_order(path: epath.PathLike, size: int) -> bool:
   """Whether to read the images of the archive at `path` in order (one read
-  of it) rather than each at its offset: where a random read per image
-  (N / IOPS) takes longer than the whole archive read in order; otherwise
-  both take the archive's size over the disk's rate, or less by offset,
-  where the reads are spread over the workers."""
+  of it, in this process) rather than each at its offset."""
   rates = _rates_or_setting(path, size)
   if isinstance(rates, bool):
     return rates
-  headers, whole = _costs(rates, size)
-  choose = headers > whole
+  choose = _in_order(rates, size) < _by_offset(rates, size)
   _say(path, rates, 'reading its images', choose)
   return choose
+
+
+def _by_offset(rates: DiskRates, size: int) -> float:
+  """Seconds to read the images at their offsets: a random read each, or the
+  archive's bytes at the disk's rate where that takes longer."""
+  images = size / AVERAGE_IMAGE_BYTES
+  return max(images / rates.random_reads_per_s, _whole(rates, size))
+
+
+def _in_order(rates: DiskRates, size: int) -> float:
+  """Seconds to write from the images read in order, in one process."""
+  return size / min(rates.sequential_bytes_per_s, _WRITE_BYTES_PER_S)
+
+
+def _whole(rates: DiskRates, size: int) -> float:
+  return size / rates.sequential_bytes_per_s
 
 
 def _rates_or_setting(path: epath.PathLike, size: int) -> DiskRates | bool:
@@ -110,21 +130,11 @@ def _rates_or_setting(path: epath.PathLike, size: int) -> DiskRates | bool:
   return _disk_rates(path, size) or False
 
 
-def _costs(rates: DiskRates, size: int) -> tuple[float, float]:
-  """Seconds of a random read per image, and of the archive read in order."""
-  images = size / AVERAGE_IMAGE_BYTES
-  return images / rates.random_reads_per_s, size / rates.sequential_bytes_per_s
-
-
-def _disk_bound(rates: DiskRates) -> bool:
-  return rates.sequential_bytes_per_s < _DISK_BOUND_BYTES_PER_S
-
-
 def _say(path: epath.PathLike, rates: DiskRates, what: str, in_order: bool) -> None:
   _log.info(
-      '%s: %.0f random reads/s, %.0f MB/s in order: %s %s.',
-      path, rates.random_reads_per_s, rates.sequential_bytes_per_s / 1e6,
-      what, 'in order' if in_order else 'by offset',
+      '%s: %.0f header reads/s, %.0f random reads/s, %.0f MB/s in order: %s %s.',
+      path, rates.header_reads_per_s, rates.random_reads_per_s,
+      rates.sequential_bytes_per_s / 1e6, what, 'in order' if in_order else 'by offset',
   )
 
 
@@ -153,18 +163,38 @@ def measure(path: epath.PathLike, size: int) -> DiskRates | None:
   try:
     rounds = range(_ROUNDS)
     return DiskRates(
-        statistics.median(_random_rate(fd, size, seed) for seed in rounds),
+        statistics.median(_reads_per_s(fd, _walks(size)) for _ in rounds),
+        statistics.median(_reads_per_s(fd, _scattered(size)) for _ in rounds),
         statistics.median(_sequential_rate(fd, size, place) for place in rounds),
     )
   finally:
     os.close(fd)
 
 
-def _random_rate(fd: int, size: int, seed: int) -> float:
-  """4 KiB reads a second at random places, `_RANDOM_IN_FLIGHT` at a time."""
+def _walks(size: int) -> list[list[int]]:
+  """`_RANDOM_IN_FLIGHT` walks from random places, each a page every
+  AVERAGE_IMAGE_BYTES onwards: the index's header reads by offset."""
+  chooser = random.Random()  # Fresh places: a disk's cache may hold old ones.
+  step = AVERAGE_IMAGE_BYTES // mmap.PAGESIZE * mmap.PAGESIZE
+  reads = _RANDOM_READS // _RANDOM_IN_FLIGHT
+  starts = [chooser.randrange(max(1, size - reads * step)) for _ in range(_RANDOM_IN_FLIGHT)]
+  return [
+      [start // mmap.PAGESIZE * mmap.PAGESIZE + k * step for k in range(reads)]
+      for start in starts
+  ]
+
+
+def _scattered(size: int) -> list[list[int]]:
+  """Pages at random places, in `_RANDOM_IN_FLIGHT` lists: the image reads."""
+  chooser = random.Random()
   pages = max(1, size // mmap.PAGESIZE)
-  chooser = random.Random(seed)
   offsets = [chooser.randrange(pages) * mmap.PAGESIZE for _ in range(_RANDOM_READS)]
+  return [offsets[i::_RANDOM_IN_FLIGHT] for i in range(_RANDOM_IN_FLIGHT)]
+
+
+def _reads_per_s(fd: int, parts: list[list[int]]) -> float:
+  """4 KiB reads a second of each list of `parts` read on a thread of its
+  own, all at once, for up to `_BUDGET_S`."""
   deadline = time.monotonic() + _BUDGET_S
 
   def read_some(part: list[int]) -> int:
@@ -177,9 +207,8 @@ def _random_rate(fd: int, size: int, seed: int) -> float:
       done += 1
     return done
 
-  parts = [offsets[i::_RANDOM_IN_FLIGHT] for i in range(_RANDOM_IN_FLIGHT)]
   start = time.monotonic()
-  with concurrent.futures.ThreadPoolExecutor(_RANDOM_IN_FLIGHT) as pool:
+  with concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
     done = sum(pool.map(read_some, parts))
   return done / max(time.monotonic() - start, 1e-6)
 
