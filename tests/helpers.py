@@ -7,7 +7,11 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +169,29 @@ def count_archive_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
   monkeypatch.setattr(direct_reads, 'pieces', recorded)
   return read
+
+
+def kill_once_shards_are_kept(command: str, manual: Path, output_dir: Path, *flags: str) -> int:
+  """Runs `imagenet2012-local <command>` as its console script does, with the
+  gate off and 100 validation shards, each recorded as it is finished, and
+  kills it (SIGKILL) once a first shard is kept; the number of shards kept."""
+  kept = Path(f'{output_dir}{resume.FOLDER_SUFFIX}')
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'imagenet2012_local.cli', command,
+       '--manual_dir', str(manual), '--output_dir', str(output_dir),
+       '--no_verify', '--validation_shards', '100', *flags],
+      cwd=DUMMY_DIR.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      env={
+          **os.environ,
+          settings.READS_IN_FLIGHT_ENV_VAR: '1',
+          settings.SYNC_EVERY_MB_ENV_VAR: '0',  # Record each tiny shard.
+      },
+  )
+  deadline = time.monotonic() + 60
+  while not list(kept.glob('*.kept.json')):
+    assert process.poll() is None and time.monotonic() < deadline
+    time.sleep(0.002)
+  process.send_signal(signal.SIGKILL)  # Some shards written, not all.
+  assert process.wait(timeout=60) == -signal.SIGKILL
+  assert not output_dir.exists()
+  return len(list(kept.glob('*.kept.json')))

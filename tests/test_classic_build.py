@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ from imagenet2012_local import tfrecords
 from imagenet2012_local import verification
 from tests import fake_archives
 from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
+from tests.helpers import kill_once_shards_are_kept
 from tests.test_tpu_export import assert_records_hold_the_dataset, file_records
 from tests.test_tpu_export import exported  # noqa: F401  (a fixture: export-tpu of the same archives)
 from tests.test_tpu_export import file_names, records, shard_names
@@ -326,28 +324,10 @@ def test_a_killed_build_leaves_nothing_that_looks_complete_and_resumes(
   (manual / VAL_TAR).write_bytes(fake_archives.tar_bytes(images))
   output_dir = tmp_path / 'out'
   kept = tmp_path / 'out.interrupted-build'
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'imagenet2012_local.cli', 'build-classic',
-       '--manual_dir', str(manual), '--output_dir', str(output_dir),
-       '--no_verify', '--validation_shards', '100', '--dali_index'],
-      cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      env={
-          **os.environ,
-          settings.READS_IN_FLIGHT_ENV_VAR: '1',
-          settings.SYNC_EVERY_MB_ENV_VAR: '0',  # Record each tiny shard.
-      },
-  )
-  deadline = time.monotonic() + 60
-  while not list(kept.glob('validation-*.kept.json')):
-    assert process.poll() is None and time.monotonic() < deadline
-    time.sleep(0.002)
-  process.send_signal(signal.SIGKILL)  # Some shards written, not all.
-  assert process.wait(timeout=60) == -signal.SIGKILL
-  assert not output_dir.exists()
+  finished = kill_once_shards_are_kept('build-classic', manual, output_dir, '--dali_index')
   leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != 'manual')
   assert len(leftovers) == 3 and leftovers[0].startswith('out.incomplete-')
   assert leftovers[1:] == [kept.name, 'out.lock']  # Its flock died with it.
-  finished = len(list(kept.glob('validation-*.kept.json')))
   assert 0 < finished < 100
   assert len(list(kept.glob('dali_idx/validation-*.idx'))) >= finished
   classic_build.build(

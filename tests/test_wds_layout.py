@@ -4,12 +4,7 @@ read back by the `webdataset` package and HF `datasets`' webdataset loader."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import tarfile
-import time
 from pathlib import Path
 
 import datasets
@@ -27,9 +22,8 @@ from imagenet2012_local import wds_build
 from imagenet2012_local import wds_layout
 from tests import fake_archives
 from tests.helpers import DUMMY_DIR, VAL_TAR, manual_dir_with, read_split
-from tests.helpers import two_lines, val_images
+from tests.helpers import kill_once_shards_are_kept, two_lines, val_images
 
-_ROOT = Path(__file__).resolve().parent.parent
 SPLITS = {'train': (4, 26), 'validation': (2, 10), 'test': (2, 5)}  # shards, images
 _CLASS_NAMES = labels.class_names_file().read_text().split()
 
@@ -252,26 +246,7 @@ def test_a_killed_build_resumes_to_the_bytes_of_an_uninterrupted_one(tmp_path, c
   manual.mkdir()
   (manual / VAL_TAR).write_bytes(fake_archives.tar_bytes(val_images(300, size=256)))
   output_dir = tmp_path / 'out'
-  kept = tmp_path / 'out.interrupted-build'
-  process = subprocess.Popen(
-      [sys.executable, '-m', 'imagenet2012_local.cli', 'build-wds',
-       '--manual_dir', str(manual), '--output_dir', str(output_dir),
-       '--no_verify', '--validation_shards', '100'],
-      cwd=_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      env={
-          **os.environ,
-          settings.READS_IN_FLIGHT_ENV_VAR: '1',
-          settings.SYNC_EVERY_MB_ENV_VAR: '0',  # Record each tiny shard.
-      },
-  )
-  deadline = time.monotonic() + 60
-  while not list(kept.glob('imagenet1k-validation-*.kept.json')):
-    assert process.poll() is None and time.monotonic() < deadline
-    time.sleep(0.002)
-  process.send_signal(signal.SIGKILL)  # Some shards written, not all.
-  assert process.wait(timeout=60) == -signal.SIGKILL
-  assert not output_dir.exists()
-  finished = len(list(kept.glob('imagenet1k-validation-*.kept.json')))
+  finished = kill_once_shards_are_kept('build-wds', manual, output_dir)
   assert 0 < finished < 100
   wds_build.build(manual, output_dir, {'validation': 100}, verify_checksums=False)
   assert f'resuming: {finished} of 100 shards kept' in capsys.readouterr().err
