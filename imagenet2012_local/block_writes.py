@@ -35,6 +35,11 @@ def block_size(folder: epath.PathLike) -> int:
   return max(mmap.PAGESIZE, os.statvfs(folder).f_bsize)
 
 
+def edge_file(folder: epath.Path, k: int) -> epath.Path:
+  """The `k`-th edge file in `folder`."""
+  return folder / f'edges-{k:02d}.bin'
+
+
 class BlockWrites:
   """Pieces placed in open files, whole blocks at once (module docstring)."""
 
@@ -69,7 +74,7 @@ class BlockWrites:
       self._files.append(f)
 
   def _path(self, k: int) -> epath.Path:
-    return self._folder / f'edges-{k:02d}.bin'
+    return edge_file(self._folder, k)
 
   def place(self, number: int, start: int, data: bytes) -> None:
     """Puts `data` at `start` of file `number`: whole blocks now, the

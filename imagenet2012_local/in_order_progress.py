@@ -53,9 +53,12 @@ def key(names_and_keys: Sequence[tuple[str, str]], block: int) -> str:
   return digest.hexdigest()
 
 
-def load(folder: epath.Path, expected_key: str, shards: int) -> Progress | None:
-  """The recorded progress for `expected_key`, over `shards` shards; None to
-  start afresh."""
+def load(
+    folder: epath.Path, expected_key: str, shard_files: Sequence[epath.Path]
+) -> Progress | None:
+  """The recorded progress for `expected_key`, over the shards being written
+  to `shard_files`; None to start afresh (also where a file it describes is
+  gone or shorter than it records: ignored, said in one line)."""
 
   def is_valid(value: object) -> bool:
     return (
@@ -71,7 +74,17 @@ def load(folder: epath.Path, expected_key: str, shards: int) -> Progress | None:
     )
 
   value = state_files.load_json(folder / _FILE, is_valid)
-  if value is None or value['key'] != expected_key or len(value['shards']) != shards:
+  if (
+      value is None
+      or value['key'] != expected_key
+      or len(value['shards']) != len(shard_files)
+  ):
+    return None
+  edges = [block_writes.edge_file(folder, k) for k in range(block_writes.BUCKETS)]
+  if not all(f.exists() for f in shard_files) or not all(
+      f.exists() and f.stat().length >= n for f, n in zip(edges, value['edges'])
+  ):
+    state_files.discard(folder / _FILE, 'a file it describes is gone or cut short')
     return None
   return Progress(
       done=value['done'],

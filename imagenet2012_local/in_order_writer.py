@@ -153,7 +153,9 @@ def _write(
     kept.partial_path(name)  # Makes the folder; drops a stale record.
   block = block_writes.block_size(kept.folder)
   record_key = in_order_progress.key([(name, key) for _, _, name, key in todo], block)
-  progress = in_order_progress.load(kept.folder, record_key, len(todo))
+  progress = in_order_progress.load(
+      kept.folder, record_key, [_path(kept, name) for _, _, name, _ in todo]
+  )
   shards = []
   try:
     for place, task, name, key in todo:

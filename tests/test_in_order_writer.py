@@ -220,3 +220,21 @@ def test_the_real_labels_variant_in_order_is_byte_identical(tmp_path, monkeypatc
       for folder in ('in_order', 'by_offset')
   )
   assert in_order and in_order == by_offset
+
+
+@pytest.mark.parametrize('lost', ['edges-00.bin', '.in-order'])
+def test_a_checkpoint_whose_files_are_gone_is_ignored(
+    dummy_build, tmp_path, monkeypatch, lost, caplog
+):
+  monkeypatch.setattr(in_order_progress, 'CHECKPOINT_BYTES', 1)
+  _interrupt_after(monkeypatch, 40)
+  with pytest.raises(KeyboardInterrupt):
+    build(DUMMY_DIR, tmp_path)
+  (gone, *_) = sorted(tmp_path.rglob(f'*{lost}'))
+  gone.unlink()
+  build(DUMMY_DIR, tmp_path)
+  assert _shards(tmp_path) == _shards(dummy_build)
+  assert any(
+      'in-order.json' in r.getMessage() and 'gone' in r.getMessage()
+      for r in caplog.records
+  )
