@@ -17,6 +17,7 @@ offset, as before, once the pass has ended.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import logging
 import os
@@ -257,7 +258,9 @@ class _Content:
 
   def __init__(self, archive: epath.Path):
     self._fixer = image_fixes.ImageFixer(archive, skip_bad_images=True)
-    self._columns = ([], [], [])  # Stored sizes, heights, widths.
+    # Stored sizes, heights, widths, as machine ints: as Python lists the
+    # 1.33 M images of ImageNet took ~140 MB, the build's peak of memory.
+    self._columns = (array.array('q'), array.array('i'), array.array('i'))
 
   def add(self, name: str, data: bytes) -> None:
     fixed = self._fixer(name, data)
@@ -271,7 +274,7 @@ class _Content:
     sizes, heights, widths = self._columns
     return dataclasses.replace(
         index,
-        stored_sizes=np.array(sizes, dtype=np.int64),
-        heights=np.array(heights, dtype=np.int32),
-        widths=np.array(widths, dtype=np.int32),
+        stored_sizes=np.frombuffer(sizes, dtype=np.int64),
+        heights=np.frombuffer(heights, dtype=np.int32),
+        widths=np.frombuffer(widths, dtype=np.int32),
     )
