@@ -64,9 +64,14 @@ class _Shard:
   name: str
   key: str
   fd: int
-  size: int  # Planned bytes.
+  record_sizes: np.ndarray  # Framed size of each record, in writing order.
   fixer: image_fixes.ImageFixer
   count: int = 0  # Records written.
+
+  @property
+  def size(self) -> int:
+    """The shard file's planned bytes."""
+    return int(self.record_sizes.sum())
 
 
 def usable(layout: shard_writer.Layout, tasks: Sequence[plan.ShardTask]) -> bool:
@@ -213,10 +218,12 @@ def _open(
   """The shard of `task`, its file at its planned size: new if `fresh`."""
   flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0)
   fd = os.open(_path(kept, name), flags, 0o666)
-  size = int(_record_sizes(task, layout).sum())
-  os.ftruncate(fd, size)
-  fixer = image_fixes.ImageFixer(task.archive, skip_bad_images)
-  return _Shard(task, place, name, key, fd, size, fixer)
+  shard = _Shard(
+      task, place, name, key, fd, _record_sizes(task, layout),
+      image_fixes.ImageFixer(task.archive, skip_bad_images),
+  )
+  os.ftruncate(fd, shard.size)
+  return shard
 
 
 def _record_sizes(task: plan.ShardTask, layout: shard_writer.Layout) -> np.ndarray:
@@ -248,7 +255,7 @@ def _write_archive(
   rows, owner, places, sizes, labels = [], [], [], [], []
   for number in numbers:
     task = shards[number].task
-    record_sizes = _record_sizes(task, layout)
+    record_sizes = shards[number].record_sizes
     task_rows = np.arange(len(index)) if task.rows is None else task.rows
     rows.append(task_rows)
     owner.append(np.full(len(task_rows), number, dtype=np.int32))
