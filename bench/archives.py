@@ -12,7 +12,7 @@ On disk, `<workdir>/<spec name>/` holds:
   unsorted order, as in the real archive.
 - `ILSVRC2012_img_val.tar`: `ILSVRC2012_val_%08d.JPEG` for 1..val, shuffled.
 - `checksums.tsv`: the archives' sizes, MD5s and SHA-256s, in the format of
-  `imagenet2012_local.checksum_tables.write_table`.
+  `imagenet2012_local.gate.checksum_tables.write_table`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.archive_specs import ArchiveSpec
-from imagenet2012_local import checksum_tables
+from imagenet2012_local.gate import checksum_tables
 from tests.fake_archives import (
     encode_image,
     shuffled,

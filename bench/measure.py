@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from imagenet2012_local import resume
+from imagenet2012_local.engine import resume
 
 _INTERVAL_S = 0.1
 # Folders whose files become the output under another path:

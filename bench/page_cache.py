@@ -68,7 +68,7 @@ _VARIANT_IMPORTS = (
     'tensorflow_datasets.scripts.cli.main',
     'tensorflow_datasets.datasets.imagenet2012.imagenet2012_dataset_builder',
     'imagenet2012_local.imagenet2012_local_dataset_builder',
-    'imagenet2012_local.cli',
+    'imagenet2012_local.commands.cli',
 )
 
 

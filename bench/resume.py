@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import cgroup
 from bench import page_cache
-from imagenet2012_local import resume
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 
 _TFDS = str(Path(sys.executable).parent / 'tfds')

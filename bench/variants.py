@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from imagenet2012_local import checksum_tables
+from imagenet2012_local.gate import checksum_tables
 from imagenet2012_local import settings
 
 _TFDS = str(Path(sys.executable).parent / 'tfds')

@@ -11,23 +11,23 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import build_lock
-from imagenet2012_local import engine
-from imagenet2012_local import image_fixes
-from imagenet2012_local import labels
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.gate import build_lock
+from imagenet2012_local.engine import run
+from imagenet2012_local.engine import image_fixes
+from imagenet2012_local.sources import labels
 from imagenet2012_local import paths
-from imagenet2012_local import plan
-from imagenet2012_local import prepare_checks
-from imagenet2012_local import protected_paths
-from imagenet2012_local import resume
+from imagenet2012_local.engine import plan
+from imagenet2012_local.gate import prepare_checks
+from imagenet2012_local.gate import protected_paths
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
-from imagenet2012_local import shard_writer
-from imagenet2012_local import split_sources
+from imagenet2012_local.engine import shard_writer
+from imagenet2012_local.sources import split_sources
 from imagenet2012_local import tfds_internals
-from imagenet2012_local import tfds_layout
-from imagenet2012_local import verification
+from imagenet2012_local.layouts import tfds_layout
+from imagenet2012_local.gate import verification
 
 
 # Re-exported: the error users of the builder catch when archives are missing.
@@ -152,7 +152,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       super()._download_and_prepare(dl_manager, download_config)
     elif download_config.beam_runner or download_config.beam_options:
       # Imported here: Beam's import cost only for builds that use it.
-      from imagenet2012_local import beam_generation  # pylint: disable=g-import-not-at-top
+      from imagenet2012_local.engine import beam_generation  # pylint: disable=g-import-not-at-top
 
       path = 'beam'
       logging.info('Build path: beam (Beam options were given).')
@@ -171,7 +171,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       path = 'sharded'
       workers = settings.workers()
       logging.info('Build path: sharded (shards written by %d process(es)).', workers)
-      with engine.local_map() as map_fn:
+      with run.local_map() as map_fn:
         self._generate_shards(self._split_sources(dl_manager), map_fn)
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
     if path == 'sharded':
@@ -188,14 +188,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     Args:
       sources: the splits to build.
-      map_fn: runs shard writing (see `engine.write_all`).
+      map_fn: runs shard writing (see `run.write_all`).
       on_beam: `map_fn` is a Beam pipeline.
     """
     # Beam hands results back only at the end: its workers record shards.
     kept = self._kept_shards(flush_in_batches=not on_beam)
     if not self._resume:
       kept.remove(self._inputs)
-    written = engine.write_all(
+    written = run.write_all(
         sources,
         self._plan_split,
         self._layout(sources),
@@ -221,7 +221,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex
   ) -> list[plan.ShardTask]:
     """The shards of one split (a variant may filter it: `subset_builder`)."""
-    return engine.tfds_planner(source, index)
+    return run.tfds_planner(source, index)
 
   def _layout(
       self, sources: Mapping[str, split_sources.SplitSource]

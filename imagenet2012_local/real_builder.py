@@ -13,12 +13,12 @@ from collections.abc import Iterator, Mapping
 
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archive_facts
+from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import imagenet2012_local_dataset_builder
-from imagenet2012_local import labels
-from imagenet2012_local import real_layout
-from imagenet2012_local import split_sources
-from imagenet2012_local import variant_splits
+from imagenet2012_local.sources import labels
+from imagenet2012_local.layouts import real_layout
+from imagenet2012_local.sources import split_sources
+from imagenet2012_local.variants import variant_splits
 
 
 class RealBuilder(

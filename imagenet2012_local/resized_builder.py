@@ -16,12 +16,12 @@ from collections.abc import Iterator, Mapping
 
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archive_facts
+from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import imagenet2012_local_dataset_builder
-from imagenet2012_local import labels
-from imagenet2012_local import resized_layout
-from imagenet2012_local import split_sources
-from imagenet2012_local import variant_splits
+from imagenet2012_local.sources import labels
+from imagenet2012_local.layouts import resized_layout
+from imagenet2012_local.sources import split_sources
+from imagenet2012_local.variants import variant_splits
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
 _VERSION = tfds.core.Version('0.1.0')  # Upstream imagenet_resized's configs'.

@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
 from imagenet2012_local import errors
 from imagenet2012_local import imagenet2012_local_dataset_builder
-from imagenet2012_local import plan
-from imagenet2012_local import split_sources
-from imagenet2012_local import variant_files
-from imagenet2012_local import variant_splits
+from imagenet2012_local.engine import plan
+from imagenet2012_local.sources import split_sources
+from imagenet2012_local.variants import variant_files
+from imagenet2012_local.variants import variant_splits
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
 # Missing images named in the error: enough to recognise a pattern (a class,

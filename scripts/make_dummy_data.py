@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import checksum_tables
+from imagenet2012_local.gate import checksum_tables
 from tests.fake_archives import (
     Synset,
     encode_image,

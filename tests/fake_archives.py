@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from imagenet2012_local import image_fixes
+from imagenet2012_local.engine import image_fixes
 
 # 2012-05-01, about when the ILSVRC2012 archives were made.
 _MTIME = 1335830400

@@ -19,10 +19,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
-from imagenet2012_local import archive_facts
-from imagenet2012_local import resume
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
-from imagenet2012_local import tfrecords
+from imagenet2012_local.layouts import tfrecords
 from tests import fake_archives
 
 NAME = 'imagenet2012_local'
@@ -158,7 +158,7 @@ def fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
 def count_archive_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
   """Records the path of every read of an archive in order
   (`direct_reads.pieces`: the digest's, the in-order index's and writing's)."""
-  from imagenet2012_local import direct_reads  # pylint: disable=g-import-not-at-top
+  from imagenet2012_local.sources import direct_reads  # pylint: disable=g-import-not-at-top
 
   read = []
   pieces = direct_reads.pieces
@@ -177,7 +177,7 @@ def kill_once_shards_are_kept(command: str, manual: Path, output_dir: Path, *fla
   kills it (SIGKILL) once a first shard is kept; the number of shards kept."""
   kept = Path(f'{output_dir}{resume.FOLDER_SUFFIX}')
   process = subprocess.Popen(
-      [sys.executable, '-m', 'imagenet2012_local.cli', command,
+      [sys.executable, '-m', 'imagenet2012_local.commands.cli', command,
        '--manual_dir', str(manual), '--output_dir', str(output_dir),
        '--no_verify', '--validation_shards', '100', *flags],
       cwd=DUMMY_DIR.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -17,10 +17,10 @@ import sys
 import tensorflow_datasets as tfds
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
-from imagenet2012_local import resume
-from imagenet2012_local import tar_reader
+from imagenet2012_local.engine import resume
+from imagenet2012_local.sources import tar_reader
 from imagenet2012_local import tfds_internals
-from imagenet2012_local import verification
+from imagenet2012_local.gate import verification
 from tests.helpers import DUMMY_DIR
 
 SHARDS = 4

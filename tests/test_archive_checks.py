@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import image_reads
-from imagenet2012_local import labels
-from imagenet2012_local import tar_reader
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import image_reads
+from imagenet2012_local.sources import labels
+from imagenet2012_local.sources import tar_reader
 from tests import fake_archives
 from tests.helpers import (
     TRAIN_TAR,

@@ -8,11 +8,11 @@ import tarfile
 import pytest
 from etils import epath
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import image_reads
-from imagenet2012_local import tar_headers
-from imagenet2012_local import tar_reader
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import image_reads
+from imagenet2012_local.sources import tar_headers
+from imagenet2012_local.sources import tar_reader
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, tar_images
 
 _IMAGES = [

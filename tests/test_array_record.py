@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import cli
+from imagenet2012_local.commands import cli
 from imagenet2012_local import report
 from imagenet2012_local import settings
 from tests.helpers import DUMMY_DIR, build, read_split

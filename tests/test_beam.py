@@ -17,8 +17,8 @@ import apache_beam as beam
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import beam_generation
-from imagenet2012_local import engine
+from imagenet2012_local.engine import beam_generation
+from imagenet2012_local.engine import run as engine
 from imagenet2012_local import settings
 from imagenet2012_local.paths import BUILD_STATS_FILE
 from tests.helpers import DUMMY_DIR, read_split

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import build_lock
-from imagenet2012_local import cli
-from imagenet2012_local import resume
+from imagenet2012_local.gate import build_lock
+from imagenet2012_local.commands import cli
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 from tests.helpers import (
     NAME,
@@ -34,7 +34,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 # Holds the claim on a folder (argv[1]) until killed, as a build does.
 _HOLD = """
 import sys, time
-from imagenet2012_local import build_lock
+from imagenet2012_local.gate import build_lock
 with build_lock.claimed(sys.argv[1], sys.argv[1], '--output_dir'):
   print('held', flush=True)
   time.sleep(600)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import checksum_tables
+from imagenet2012_local.gate import checksum_tables
 from imagenet2012_local import settings
-from imagenet2012_local import verification
+from imagenet2012_local.gate import verification
 from tests.helpers import (
     DEVKIT,
     DUMMY_DIR,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagenet2012_local import checksum_tables
-from imagenet2012_local import cli
+from imagenet2012_local.gate import checksum_tables
+from imagenet2012_local.commands import cli
 from imagenet2012_local import settings
 from tests import fake_archives
 from tests.helpers import (

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet2012_local import classic_build
-from imagenet2012_local import classic_layout
-from imagenet2012_local import cli
-from imagenet2012_local import image_fixes
-from imagenet2012_local import labels
-from imagenet2012_local import plan
+from imagenet2012_local.commands import classic_build
+from imagenet2012_local.layouts import classic_layout
+from imagenet2012_local.commands import cli
+from imagenet2012_local.engine import image_fixes
+from imagenet2012_local.sources import labels
+from imagenet2012_local.engine import plan
 from imagenet2012_local import settings
-from imagenet2012_local import tar_reader
-from imagenet2012_local import tfrecords
-from imagenet2012_local import verification
+from imagenet2012_local.sources import tar_reader
+from imagenet2012_local.layouts import tfrecords
+from imagenet2012_local.gate import verification
 from tests import fake_archives
 from tests.helpers import DEVKIT, DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 from tests.helpers import kill_once_shards_are_kept
@@ -285,7 +285,7 @@ def test_cli_error_is_two_lines_and_exit_status_one(tmp_path):
   (manual / VAL_TAR).write_bytes(fake_archives.tar_bytes(_val_images(3)))
   flags = ['--manual_dir', str(manual), '--output_dir', str(tmp_path / 'out')]
   failed = subprocess.run(  # As the console script runs it.
-      [sys.executable, '-m', 'imagenet2012_local.cli', 'build-classic', *flags],
+      [sys.executable, '-m', 'imagenet2012_local.commands.cli', 'build-classic', *flags],
       cwd=_ROOT, capture_output=True, text=True, check=False,
   )
   assert failed.returncode == 1

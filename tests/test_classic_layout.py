@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from imagenet2012_local import classic_layout
+from imagenet2012_local.layouts import classic_layout
 from tests.helpers import two_lines
 
 WNIDS = ['n01440764', 'n01443537', 'n01484850']

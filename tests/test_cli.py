@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import cli
+from imagenet2012_local.commands import cli
 
 _ROOT = Path(__file__).resolve().parent.parent
-_CLASSIC = 'imagenet2012_local.classic_build'
+_CLASSIC = 'imagenet2012_local.commands.classic_build'
 _REPORT = 'imagenet2012_local.report.command'
-_EXPORT = 'imagenet2012_local.tpu_export'
+_EXPORT = 'imagenet2012_local.commands.tpu_export'
 _COMMAND_MODULES = (_CLASSIC, _REPORT, _EXPORT)
 _HEAVY = ('matplotlib', 'tensorflow', *_COMMAND_MODULES)
 
@@ -27,7 +27,7 @@ def _help_in_fresh_python(argv: list[str]) -> tuple[str, set[str]]:
   """
   code = textwrap.dedent(f"""
       import json, sys
-      from imagenet2012_local import cli
+      from imagenet2012_local.commands import cli
       try:
         cli.main({argv!r})
       except SystemExit as exit:

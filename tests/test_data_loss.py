@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import cli
-from imagenet2012_local import protected_paths
-from imagenet2012_local import resume
+from imagenet2012_local.commands import cli
+from imagenet2012_local.gate import protected_paths
+from imagenet2012_local.engine import resume
 from tests.helpers import DEVKIT, VAL_TAR, build, failed_build, manual_dir_with
 
 _PREFIXES = {

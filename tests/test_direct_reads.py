@@ -11,8 +11,8 @@ import threading
 import pytest
 from etils import epath
 
-from imagenet2012_local import checksum_tables
-from imagenet2012_local import direct_reads
+from imagenet2012_local.gate import checksum_tables
+from imagenet2012_local.sources import direct_reads
 
 PIECE = 8192  # Small pieces (a multiple of the block size): many of them.
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from imagenet2012_local import disk_space
+from imagenet2012_local.gate import disk_space
 from tests import fake_archives
 from tests.helpers import (
     NAME,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from imagenet2012_local import errors
-from imagenet2012_local import external_sort
-from imagenet2012_local import publish
-from imagenet2012_local import tfrecords
+from imagenet2012_local.engine import external_sort
+from imagenet2012_local.engine import publish
+from imagenet2012_local.layouts import tfrecords
 
 _SCRIPT = Path(__file__).resolve().parent.parent / 'scripts' / 'make_error_docs.py'
 

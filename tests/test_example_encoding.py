@@ -5,7 +5,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 
 import imagenet2012_local  # noqa: F401  (registers the builder)
-from imagenet2012_local import example_encoding
+from imagenet2012_local.layouts import example_encoding
 from tests.helpers import two_lines
 
 FEATURES = tfds.builder('imagenet2012_local').info.features
@@ -35,7 +35,7 @@ def test_non_ascii_file_names():
 def test_tfrecord_files_equal_tensorflows(tmp_path):
   import tensorflow as tf
 
-  from imagenet2012_local import tfrecords
+  from imagenet2012_local.layouts import tfrecords
 
   records = [b'', b'a', bytes(range(256)) * 500, b'\x00' * 70_000]
   offsets = tfrecords.write(tmp_path / 'ours', records)
@@ -124,7 +124,7 @@ def test_parse_rejects_truncated_examples():
 def test_tfrecord_read_reads_tensorflows_files(tmp_path):
   import tensorflow as tf
 
-  from imagenet2012_local import tfrecords
+  from imagenet2012_local.layouts import tfrecords
 
   records = [b'', b'a', bytes(range(256)) * 500, b'\x00' * 70_000]
   with tf.io.TFRecordWriter(str(tmp_path / 'tf')) as writer:
@@ -140,7 +140,7 @@ def test_tfrecord_read_reads_tensorflows_files(tmp_path):
     [(0, 'length'), (12, 'corrupted record'), (17, 'corrupted record')],
 )
 def test_tfrecord_read_catches_corruption(tmp_path, offset, message):
-  from imagenet2012_local import tfrecords
+  from imagenet2012_local.layouts import tfrecords
 
   tfrecords.write(tmp_path / 'file', [b'abcde', b'fgh'])
   data = bytearray((tmp_path / 'file').read_bytes())
@@ -152,7 +152,7 @@ def test_tfrecord_read_catches_corruption(tmp_path, offset, message):
 
 
 def test_tfrecord_read_catches_truncation(tmp_path):
-  from imagenet2012_local import tfrecords
+  from imagenet2012_local.layouts import tfrecords
 
   tfrecords.write(tmp_path / 'file', [b'abcde', b'fgh'])
   data = (tmp_path / 'file').read_bytes()

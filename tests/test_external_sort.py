@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from imagenet2012_local import external_sort
-from imagenet2012_local import tfrecords
+from imagenet2012_local.engine import external_sort
+from imagenet2012_local.layouts import tfrecords
 from tests.helpers import two_lines
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import classic_build
-from imagenet2012_local import cli
-from imagenet2012_local import labels
+from imagenet2012_local.commands import classic_build
+from imagenet2012_local.commands import cli
+from imagenet2012_local.sources import labels
 from imagenet2012_local.imagenet2012_local_dataset_builder import MissingArchivesError
-from imagenet2012_local.prepare_checks import SplitNotBuiltError
+from imagenet2012_local.gate.prepare_checks import SplitNotBuiltError
 from tests.helpers import DEVKIT, DUMMY_DIR, NAME, TEST_TAR, TRAIN_TAR, VAL_TAR
 from tests.helpers import build, manual_dir_with, metadata, read_split, two_lines
 

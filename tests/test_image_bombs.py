@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from imagenet2012_local import image_fixes
+from imagenet2012_local.engine import image_fixes
 from tests import fake_archives
 from tests.helpers import (
     VAL_TAR,

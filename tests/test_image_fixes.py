@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from imagenet2012_local import image_fixes
+from imagenet2012_local.engine import image_fixes
 from tests import fake_archives
 
 

@@ -11,14 +11,14 @@ import tarfile
 import numpy as np
 import pytest
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import direct_reads
-from imagenet2012_local import disk_probe
-from imagenet2012_local import in_order_index
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import direct_reads
+from imagenet2012_local.engine import disk_probe
+from imagenet2012_local.sources import in_order_index
 from imagenet2012_local import settings
-from imagenet2012_local import tar_reader
-from imagenet2012_local import verification
+from imagenet2012_local.sources import tar_reader
+from imagenet2012_local.gate import verification
 from tests.helpers import (
     DUMMY_DIR,
     TEST_TAR,

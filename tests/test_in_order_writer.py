@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import block_writes
-from imagenet2012_local import classic_build
-from imagenet2012_local import image_fixes
-from imagenet2012_local import in_order_progress
-from imagenet2012_local import in_order_writer
-from imagenet2012_local import resume
+from imagenet2012_local.engine import block_writes
+from imagenet2012_local.commands import classic_build
+from imagenet2012_local.engine import image_fixes
+from imagenet2012_local.engine import in_order_progress
+from imagenet2012_local.engine import in_order_writer
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 from tests.helpers import (
     DUMMY_DIR,

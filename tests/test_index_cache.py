@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import index_cache
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import index_cache
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, build, manual_dir_with, read_split
 
 

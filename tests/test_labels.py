@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from imagenet2012_local import labels
+from imagenet2012_local.sources import labels
 from tests import fake_archives
 from tests.helpers import (
     DEVKIT,

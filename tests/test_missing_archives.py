@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import classic_build
+from imagenet2012_local.commands import classic_build
 from imagenet2012_local.imagenet2012_local_dataset_builder import MissingArchivesError
 from tests.helpers import DUMMY_DIR, TEST_TAR, TRAIN_TAR, VAL_TAR
 from tests.helpers import build, manual_dir_with, two_lines

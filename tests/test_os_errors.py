@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import build_lock
-from imagenet2012_local import cli
-from imagenet2012_local import disk_space
-from imagenet2012_local import resume
+from imagenet2012_local.gate import build_lock
+from imagenet2012_local.commands import cli
+from imagenet2012_local.gate import disk_space
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 from imagenet2012_local import tfds_internals
 from tests import fake_archives

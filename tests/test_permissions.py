@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import classic_build
-from imagenet2012_local import tpu_export
+from imagenet2012_local.commands import classic_build
+from imagenet2012_local.commands import tpu_export
 from tests.helpers import DEVKIT, VAL_TAR, build, manual_dir_with
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import archive_index
-from imagenet2012_local import plan
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.engine import plan
 from imagenet2012_local import settings
-from imagenet2012_local import verification
+from imagenet2012_local.gate import verification
 from tests.helpers import DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 
 SPLITS = ['train', 'validation', 'test']

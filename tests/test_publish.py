@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagenet2012_local import publish
+from imagenet2012_local.engine import publish
 from tests.helpers import two_lines
 
 

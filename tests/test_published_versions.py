@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import disk_space
+from imagenet2012_local.gate import disk_space
 from tests import fake_archives
 from tests.helpers import (
     NAME,

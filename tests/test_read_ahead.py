@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from imagenet2012_local import checksum_tables
+from imagenet2012_local.gate import checksum_tables
 
 PIECE = 7  # Small pieces: many of them, and sizes that are not multiples.
 

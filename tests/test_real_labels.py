@@ -13,9 +13,9 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 
 import imagenet2012_local  # noqa: F401  (registers the builders)
-from imagenet2012_local import real_layout
-from imagenet2012_local import split_sources
-from imagenet2012_local import worker_pool
+from imagenet2012_local.layouts import real_layout
+from imagenet2012_local.sources import split_sources
+from imagenet2012_local.engine import worker_pool
 from tests import fake_archives
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, build, manual_dir_with, two_lines
 # A function of a module that imports no TFDS, for a worker to run.

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import direct_reads
-from imagenet2012_local import index_cache
+from imagenet2012_local.sources import direct_reads
+from imagenet2012_local.sources import index_cache
 from imagenet2012_local import paths
-from imagenet2012_local import resume
-from imagenet2012_local import verification
+from imagenet2012_local.engine import resume
+from imagenet2012_local.gate import verification
 from tests.helpers import (
     DEVKIT,
     NAME,

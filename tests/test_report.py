@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import cli
+from imagenet2012_local.commands import cli
 from imagenet2012_local import report
 from imagenet2012_local.report import records
 from imagenet2012_local.report import scan

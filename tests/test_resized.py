@@ -18,14 +18,14 @@ from PIL import Image
 from tensorflow_datasets.core import example_serializer
 
 import imagenet2012_local  # noqa: F401  (registers the builders)
-from imagenet2012_local import image_fixes
-from imagenet2012_local import labels
-from imagenet2012_local import png_encoding
-from imagenet2012_local import resized_layout
+from imagenet2012_local.engine import image_fixes
+from imagenet2012_local.sources import labels
+from imagenet2012_local.layouts import png_encoding
+from imagenet2012_local.layouts import resized_layout
 from imagenet2012_local import settings
-from imagenet2012_local import split_sources
-from imagenet2012_local import variant_files
-from imagenet2012_local import worker_pool
+from imagenet2012_local.sources import split_sources
+from imagenet2012_local.variants import variant_files
+from imagenet2012_local.engine import worker_pool
 from tests import fake_archives
 from tests.helpers import (
     DUMMY_DIR, TEST_TAR, VAL_TAR, build, manual_dir_with, metadata, read_split,

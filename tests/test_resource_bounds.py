@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagenet2012_local import settings
-from imagenet2012_local import worker_pool
+from imagenet2012_local.engine import worker_pool
 from tests.helpers import DUMMY_DIR, build, two_lines
 
 _HUGE = str(10**9)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import resume
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
-from imagenet2012_local import shard_writer
+from imagenet2012_local.engine import shard_writer
 from tests.helpers import DUMMY_DIR
 from tests.interrupted_build import KILL_POINTS
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet2012_local import archive_facts
-from imagenet2012_local import archive_index
-from imagenet2012_local import index_cache
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import index_cache
 from imagenet2012_local import paths
-from imagenet2012_local import resume
+from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
-from imagenet2012_local import shard_writer
-from imagenet2012_local import verification
+from imagenet2012_local.engine import shard_writer
+from imagenet2012_local.gate import verification
 from tests.helpers import VAL_TAR, build, manual_dir_with, metadata, read_split
 
 

@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import image_fixes
+from imagenet2012_local.engine import image_fixes
 from imagenet2012_local import settings
 from tests import fake_archives
 from tests.helpers import (

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import image_fixes
-from imagenet2012_local import labels
-from imagenet2012_local import split_sources
+from imagenet2012_local.engine import image_fixes
+from imagenet2012_local.sources import labels
+from imagenet2012_local.sources import split_sources
 from imagenet2012_local import subset_builder
-from imagenet2012_local import variant_files
+from imagenet2012_local.variants import variant_files
 from tests import fake_archives
 from tests.helpers import TRAIN_TAR, VAL_TAR, build, two_lines, val_images
 

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from imagenet2012_local import classic_layout
-from imagenet2012_local import cli
-from imagenet2012_local import external_sort
-from imagenet2012_local import labels
+from imagenet2012_local.layouts import classic_layout
+from imagenet2012_local.commands import cli
+from imagenet2012_local.engine import external_sort
+from imagenet2012_local.sources import labels
 from tests.helpers import read_split
 
 # What the TPU / Intel / MLPerf ResNet pipelines parse; the bbox keys are

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from imagenet2012_local import labels
-from imagenet2012_local import variant_files
+from imagenet2012_local.sources import labels
+from imagenet2012_local.variants import variant_files
 
 # From the provenance table of imagenet2012_local/variant_data/README.md (and
 # upstream TFDS's checksums.tsv of imagenet2012_subset and imagenet2012_real).

@@ -11,15 +11,15 @@ import datasets
 import pytest
 import webdataset
 
-from imagenet2012_local import archive_build
-from imagenet2012_local import classic_layout
-from imagenet2012_local import cli
-from imagenet2012_local import labels
+from imagenet2012_local.commands import archive_build
+from imagenet2012_local.layouts import classic_layout
+from imagenet2012_local.commands import cli
+from imagenet2012_local.sources import labels
 from imagenet2012_local import settings
-from imagenet2012_local import tar_reader
-from imagenet2012_local import verification
-from imagenet2012_local import wds_build
-from imagenet2012_local import wds_layout
+from imagenet2012_local.sources import tar_reader
+from imagenet2012_local.gate import verification
+from imagenet2012_local.commands import wds_build
+from imagenet2012_local.layouts import wds_layout
 from tests import fake_archives
 from tests.helpers import DUMMY_DIR, VAL_TAR, manual_dir_with, read_split
 from tests.helpers import kill_once_shards_are_kept, two_lines, val_images

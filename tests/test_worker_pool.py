@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet2012_local import worker_pool
+from imagenet2012_local.engine import worker_pool
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def test_a_closed_pool_refuses_work():
 
 _KILLED_BUILD = '''
 import os, signal, sys
-from imagenet2012_local import worker_pool
+from imagenet2012_local.engine import worker_pool
 from tests.test_worker_pool import _slow_square
 pool = worker_pool.WorkerPool(2)
 list(pool(_slow_square, range(4)))  # Both workers are up.
@@ -145,7 +145,7 @@ def test_workers_take_a_tfds_layout_without_importing_tfds(tmp_path):
 
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  from imagenet2012_local import tfds_layout  # pylint: disable=g-import-not-at-top
+  from imagenet2012_local.layouts import tfds_layout  # pylint: disable=g-import-not-at-top
 
   builder = tfds.builder('imagenet2012_local', data_dir=tmp_path)
   layout = tfds_layout.TfdsLayout(builder, ['train'])

@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from imagenet2012_local import image_fixes
+from imagenet2012_local.engine import image_fixes
 from imagenet2012_local.report.records import Example
 
 

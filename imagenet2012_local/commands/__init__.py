@@ -1,0 +1,1 @@
+"""The `imagenet2012-local` command line and its subcommands."""

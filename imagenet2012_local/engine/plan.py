@@ -1,0 +1,186 @@
+"""The plan of a split: which images go to which shard, in which order.
+
+TFDS's generator path sends every example through its shuffler, which spills
+the whole dataset to temporary files before it writes the first shard. Here
+the order is decided up front from the archive's index: sorted by file name
+(so it does not depend on how the tar lists its members), put in a seeded
+random order and dealt into contiguous shards. Each shard is then written in
+one go by reading its images by offset: no spill, and the output is globally
+shuffled and the same on every build.
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+import itertools
+import random
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.layouts import classic_layout
+from imagenet2012_local import errors
+from imagenet2012_local import tfds_internals
+
+SHUFFLE_SEED = 2012
+_NAMES_PER_PIECE = 1 << 16
+
+
+class DuplicateImagesError(errors.Imagenet2012LocalError, ValueError):
+  """Two images of one split have the same file name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+  """One output shard: which images, from where, in which order."""
+
+  split: str
+  index: int  # Of the shard in its split.
+  num_shards: int  # Of its split.
+  archive: str
+  # The split's whole index, shared by its tasks, and this shard's rows of it
+  # in writing order: a reordered copy of the index as well took ~45 MB more
+  # at full ImageNet's count, enough to take the build over 1 GB.
+  split_index: archive_index.ArchiveIndex
+  rows: np.ndarray | None  # None: all of `split_index`, in its order.
+  labels: np.ndarray  # Class index of each image; -1 in the unlabeled test split.
+
+  @property
+  def images(self) -> archive_index.ArchiveIndex:
+    """The shard's images, in writing order."""
+    return self.split_index if self.rows is None else self.split_index.take(self.rows)
+
+  def __reduce__(self):
+    # What travels to a worker: this shard's images, not the split's index.
+    fields = (self.split, self.index, self.num_shards, self.archive)
+    return ShardTask, (*fields, self.images, None, self.labels)
+
+  def examples(self) -> Iterator[tuple[str, int, int, int]]:
+    """(file name, offset, size, label) of each image, in writing order."""
+    for (name, offset, size), label in zip(self.images.images(), self.labels):
+      yield name, offset, size, int(label)
+
+
+# The class index of each image of an index, in its order.
+LabelsOf = Callable[[archive_index.ArchiveIndex], np.ndarray]
+
+
+def shuffled_rows(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
+  """The rows of `index` sorted by file name, then in the split's seeded order.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  # Shuffled in place, as 8-byte machine ints: the swaps random.shuffle makes
+  # depend only on the length, so this is `by_name` in the order of a
+  # shuffled range(n), without one (as a list of Python ints the 1.28 M train
+  # rows took ~46 MB, the build's peak of memory).
+  rows = array.array('q', rows_by_name(index, archive).astype(np.int64).tobytes())
+  random.Random(SHUFFLE_SEED).shuffle(rows)
+  return np.frombuffer(rows, dtype=np.int64)
+
+
+def rows_by_name(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
+  """The rows of `index` in file-name order.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  by_name = np.argsort(index.names, kind='stable')
+  duplicates = set()
+  # In pieces, each overlapping the next by one name: a sorted copy of all
+  # names would take 23 MB more at full ImageNet's count.
+  for start in range(0, len(by_name), _NAMES_PER_PIECE):
+    names = index.names[by_name[start : start + _NAMES_PER_PIECE + 1]]
+    duplicates.update(n.decode() for n in names[1:][names[1:] == names[:-1]])
+  duplicates = sorted(duplicates)
+  if duplicates:
+    raise DuplicateImagesError(errors.two_lines(
+        f'{archive} holds {len(duplicates):,} file names more than once, e.g.'
+        f' {", ".join(duplicates[:5])}; each image must appear once per split',
+        'Use the official archive, or remove the duplicates when re-packing it.',
+    ))
+  return by_name
+
+
+def plan_split(
+    split: str,
+    archive: str,
+    index: archive_index.ArchiveIndex,
+    labels_of: LabelsOf,
+) -> list[ShardTask]:
+  """Deals a split's images into shards in a seeded random order.
+
+  The shard count follows TFDS's own policy, so the files are named and sized
+  as a TFDS build of the same data would make them.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  num_shards = tfds_internals.number_of_shards(int(index.sizes.sum()), len(index))
+  return _dealt(
+      split,
+      archive,
+      index,
+      shuffled_rows(index, archive),
+      labels_of,
+      tfds_internals.shard_bounds(len(index), num_shards),
+  )
+
+
+def plan_classic(
+    split: str,
+    archive: str,
+    index: archive_index.ArchiveIndex,
+    labels_of: LabelsOf,
+    num_shards: int,
+) -> list[ShardTask]:
+  """Deals a split's images into `num_shards` shards of the classic layout.
+
+  Train is in the seeded random order of `plan_split`; the other splits in
+  file-name order across shards, as the old conversion script wrote them.
+  Shard sizes differ by at most one, the larger ones first
+  (`classic_layout.shard_sizes`); shards beyond the images are empty.
+
+  Raises:
+    DuplicateImagesError: two images share a file name.
+  """
+  if split == archive_facts.TRAIN.split:
+    rows = shuffled_rows(index, archive)
+  else:
+    rows = rows_by_name(index, archive)
+  ends = itertools.accumulate(classic_layout.shard_sizes(len(rows), num_shards))
+  bounds = list(itertools.pairwise(itertools.chain([0], ends)))
+  return _dealt(split, archive, index, rows, labels_of, bounds)
+
+
+def _dealt(
+    split: str,
+    archive: str,
+    index: archive_index.ArchiveIndex,
+    rows: np.ndarray,
+    labels_of: LabelsOf,
+    bounds: Sequence[tuple[int, int]],
+) -> list[ShardTask]:
+  """One task per [start, end) of `bounds` over `index`'s `rows`, in shard order."""
+  labels = labels_of(index)  # Label errors surface before writing.
+  return [
+      ShardTask(
+          split=split,
+          index=i,
+          num_shards=len(bounds),
+          archive=archive,
+          split_index=index,
+          rows=rows[start:end],
+          labels=labels[rows[start:end]],
+      )
+      for i, (start, end) in enumerate(bounds)
+  ]
+
+
+def split_tasks(tasks: Sequence[ShardTask], split: str) -> list[ShardTask]:
+  """The tasks of one split, in shard order."""
+  return sorted((t for t in tasks if t.split == split), key=lambda t: t.index)

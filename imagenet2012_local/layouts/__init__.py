@@ -1,0 +1,1 @@
+"""How shards look on disk: TFDS, classic TFRecords, WebDataset, and the variants."""

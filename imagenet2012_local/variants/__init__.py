@@ -1,0 +1,1 @@
+"""The reference files and split filters of the ImageNet variants."""
