@@ -3,13 +3,15 @@
 Images are cheap to make: a small pool is encoded once, and each member gets
 unique bytes by a JPEG comment segment carrying its name, so no two members
 are identical (which could flatter deduplicating or caching code) while still
-decoding as the same image. Pool images are either realistic in size (~110 KB,
-like real ImageNet) or tiny (~1 KB, for the full-count set).
+decoding as the same image. Pool images are realistic in size (~110 KB,
+like real ImageNet), small (~21 KB, the subset-names set: all 1,000 classes in
+~8 GB) or tiny (~1 KB, for the full-count set).
 
 On disk, `<workdir>/<spec name>/` holds:
 - `ILSVRC2012_img_train.tar`: one inner `<wnid>.tar` per class, holding
-  `<wnid>_<n>.JPEG` for n = 1..count; inner tars and their members in a seeded,
-  unsorted order, as in the real archive.
+  `<wnid>_<n>.JPEG` for the spec's numbers n (1..count, or the subset lists'
+  and others); inner tars and their members in a seeded, unsorted order, as
+  in the real archive.
 - `ILSVRC2012_img_val.tar`: `ILSVRC2012_val_%08d.JPEG` for 1..val, shuffled.
 - `checksums.tsv`: the archives' sizes, MD5s and SHA-256s, in the format of
   `imagenet2012_local.gate.checksum_tables.write_table`.
@@ -21,7 +23,7 @@ import dataclasses
 import shutil
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +44,14 @@ _POOL_SIZE = 64
 # ImageNet photos average ~110 KB at roughly 400x350 to 500x400 pixels.
 # encode_image's smooth noise compresses better than photos, so quality 98
 # over these sizes is what brings the pool's mean to ~110 KB.
-_WIDTHS = (400, 560)
-_HEIGHTS = (340, 440)
-_QUALITY = 98
-# Tiny images: ~0.6 to ~2 KB (a JPEG's tables alone take ~0.6 KB).
-_TINY_WIDTHS = (8, 80)
-_TINY_HEIGHTS = (8, 64)
-_TINY_QUALITY = 90
+# Small images: the same quality at ~1/5 of the pixels, ~21 KB. Tiny ones:
+# ~0.6 to ~2 KB (a JPEG's tables alone take ~0.6 KB).
+# image size -> (widths, heights, JPEG quality)
+_POOLS = {
+    'photo': ((400, 560), (340, 440), 98),
+    'small': ((180, 250), (150, 200), 98),
+    'tiny': ((8, 80), (8, 64), 90),
+}
 _SOI = b'\xff\xd8'
 _COM = b'\xff\xfe'
 
@@ -87,12 +90,8 @@ def with_comment(jpeg: bytes, comment: str) -> bytes:
   return _SOI + _COM + length + payload + jpeg[len(_SOI) :]
 
 
-def _image_pool(seed: int, tiny: bool) -> list[bytes]:
-  widths, heights, quality = (
-      (_TINY_WIDTHS, _TINY_HEIGHTS, _TINY_QUALITY)
-      if tiny
-      else (_WIDTHS, _HEIGHTS, _QUALITY)
-  )
+def _image_pool(seed: int, image_size: str) -> list[bytes]:
+  widths, heights, quality = _POOLS[image_size]
   rng = np.random.default_rng(seed)
   return [
       encode_image(
@@ -111,9 +110,9 @@ def _member(pool: list[bytes], name: str) -> tuple[str, bytes]:
 
 
 def _class_images(
-    pool: list[bytes], wnid: str, count: int
+    pool: list[bytes], wnid: str, numbers: Iterable[int]
 ) -> Iterator[tuple[str, bytes]]:
-  return (_member(pool, f'{wnid}_{n}.JPEG') for n in range(1, count + 1))
+  return (_member(pool, f'{wnid}_{n}.JPEG') for n in numbers)
 
 
 def ensure_archives(workdir: Path, spec: ArchiveSpec) -> ArchiveSet:
@@ -132,7 +131,7 @@ def ensure_archives(workdir: Path, spec: ArchiveSpec) -> ArchiveSet:
   partial.mkdir(parents=True)
 
   start = time.perf_counter()
-  pool = _image_pool(spec.seed, spec.tiny_images)
+  pool = _image_pool(spec.seed, spec.image_size)
   print(
       f'Encoded {len(pool)} pool images, mean'
       f' {np.mean([len(p) for p in pool]) / 1e3:.1f} KB.'
@@ -140,8 +139,8 @@ def ensure_archives(workdir: Path, spec: ArchiveSpec) -> ArchiveSet:
   write_train_tar(
       partial / TRAIN_TAR,
       {
-          wnid: _class_images(pool, wnid, count)
-          for wnid, count in spec.train_images.items()
+          wnid: _class_images(pool, wnid, numbers)
+          for wnid, numbers in spec.train_images.items()
       },
       spec.seed,
   )

@@ -7,7 +7,7 @@ deleted while the output grows. A file is part of the output when its path,
 with the staging folders it goes through mapped to where it ends up (see
 `output_path`), is a path of the final output; a file with several hard links
 is counted once. Bytes read and written come from the kernel's per-process
-`rchar` and `wchar` counters.
+`rchar` and `wchar` counters, CPU time from their user and system times.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class RunResult:
   temp_bytes: int  # Peak bytes of files that are not in the final output.
   read_chars: int
   write_chars: int
+  cpu_s: float  # User and system seconds of the whole tree.
   log_tail: str
 
 
@@ -119,6 +120,22 @@ def _tree_io(
   return read_chars, write_chars
 
 
+def _tree_cpu_s(root: psutil.Process, last_seen: list[psutil.Process]) -> float:
+  """User and system seconds of the tree, once `root` has exited but is not
+  reaped: as `_tree_io`, the root's own and its reaped children's, plus any
+  orphans still alive."""
+  total = 0.0
+  for proc in [root, *last_seen]:
+    try:
+      times = proc.cpu_times()
+    except psutil.NoSuchProcess:  # Reaped: already in an ancestor's times.
+      continue
+    total += times.user + times.system
+    if proc is root:
+      total += times.children_user + times.children_system
+  return total
+
+
 def _kill(procs: list[psutil.Process]) -> None:
   for proc in procs:
     try:
@@ -173,6 +190,7 @@ def run_and_measure(
       time.sleep(_INTERVAL_S)
     wall = time.perf_counter() - start
     read_chars, write_chars = _tree_io(root, descendants)
+    cpu_s = _tree_cpu_s(root, descendants)
     returncode = proc.wait()
   final = file_sizes(data_dir)
   samples.append(final)
@@ -189,6 +207,7 @@ def run_and_measure(
       ),
       read_chars=read_chars,
       write_chars=write_chars,
+      cpu_s=cpu_s,
       log_tail=_tail(log_path),
   )
 

@@ -171,6 +171,7 @@ def run_once(
       **conditions,
       'wall_s': result.wall_s,
       **({'builder_s': builder_s} if builder_s is not None else {}),
+      'cpu_s': result.cpu_s,
       'images_per_s': archive_set.num_images / result.wall_s,
       'mb_per_s': num_bytes / 1e6 / result.wall_s,
       'peak_rss_gb': result.peak_rss_bytes / 1e9,
@@ -219,6 +220,8 @@ def _print_run(
 
 def _builder_seconds(data_dir: Path) -> float | None:
   """Our builder's own time (its build_stats.json), without the tfds CLI's
-  start; None for other variants."""
-  stats = list(data_dir.glob(f'imagenet2012_local/*/{BUILD_STATS_FILE}'))
+  start; None for other variants. The main builder's is under
+  `imagenet2012_local/<version>/`, a variant's under
+  `imagenet2012_local_<variant>/<config>/<version>/`."""
+  stats = list(data_dir.glob(f'imagenet2012_local*/**/{BUILD_STATS_FILE}'))
   return json.loads(stats[0].read_text())['seconds'] if stats else None

@@ -26,6 +26,7 @@ _COLUMNS = (
     # command vary by 2-3 s, which a median hides).
     ('wall_range_s', 'wall s min-max', '{}'),
     ('builder_s', 'builder s', '{:.1f}'),
+    ('cpu_s', 'CPU s', '{:.1f}'),
     ('images_per_s', 'images/s', '{:.0f}'),
     ('mb_per_s', 'MB/s', '{:.0f}'),
     ('peak_rss_gb', 'peak RSS GB', '{:.2f}'),
@@ -45,7 +46,8 @@ _NOTES = (
     ' hashlib): the least a first, verified build can take. floor-reread ='
     ' floor, then one more read of the archives without hashing it.',
     'builder s = our builder\'s own time (its build_stats.json), without the'
-    " tfds CLI's start. Peak RSS sums the RSS of the process tree (sampled"
+    " tfds CLI's start. CPU s = user and system seconds of the process tree."
+    ' Peak RSS sums the RSS of the process tree (sampled'
     ' every 0.1 s); cgroup peak = the memory cgroup\'s peak usage, page cache'
     ' included (with a warm start, the warm-up read counts too).',
     'read/archive B and written/archive B = rchar and wchar of the process'

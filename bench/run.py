@@ -42,6 +42,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
       help='all 1,281,167 train and 50,000 val images, tiny (~2.6 GB);'
       ' ignores --classes, --images-per-class and --val',
   )
+  parser.add_argument(
+      '--subset-names',
+      action='store_true',
+      help="train holds all 1,000 classes: each its images of SimCLR's 10 %%"
+      ' list (the 1 %% list among them), then unlisted ones up to'
+      ' --images-per-class (at least 129), ~21 KB each, so that the subset'
+      ' builder can build; ignores --classes',
+  )
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--workdir', type=Path, default=Path('bench/out'))
   parser.add_argument(
@@ -103,6 +111,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   unknown = set(args.variants) - set(VARIANTS)
   if unknown:
     parser.error(f'unknown variants: {", ".join(sorted(unknown))}')
+  if args.full_count and args.subset_names:
+    parser.error('--full-count and --subset-names are two kinds of set:'
+                 ' give one')
+  if args.subset_names and args.images_per_class < 129:
+    parser.error('--subset-names needs --images-per-class of at least 129,'
+                 ' the most the 10 % list names of a class')
   if not 1 <= args.classes <= 1000:
     parser.error('--classes must be 1 to 1000')
   if not 1 <= args.val <= 50_000:  # Validation labels exist for 1..50,000.
@@ -216,13 +230,16 @@ def main(argv: Sequence[str] | None = None) -> int:
   except cgroup.CgroupError as e:
     print(e, file=sys.stderr)
     return 2
-  spec = (
-      archive_specs.full_count(args.seed)
-      if args.full_count
-      else archive_specs.sampled(
-          args.classes, args.images_per_class, args.val, args.seed
-      )
-  )
+  if args.full_count:
+    spec = archive_specs.full_count(args.seed)
+  elif args.subset_names:
+    spec = archive_specs.with_subset_names(
+        args.images_per_class, args.val, args.seed
+    )
+  else:
+    spec = archive_specs.sampled(
+        args.classes, args.images_per_class, args.val, args.seed
+    )
   archive_set = bench_archives.ensure_archives(args.workdir, spec)
   print(
       f'Archives: {archive_set.directory}'

@@ -20,12 +20,15 @@ _TFDS = str(Path(sys.executable).parent / 'tfds')
 _CLI = str(Path(sys.executable).parent / 'imagenet2012-local')
 
 
-def _tfds_build(data_dir: str) -> tuple[str, ...]:
-  """`tfds build` of our builder into `data_dir`."""
+def _tfds_build(
+    data_dir: str, dataset: str = 'imagenet2012_local'
+) -> tuple[str, ...]:
+  """`tfds build` of one of our builders (`dataset`, e.g.
+  'imagenet2012_local_subset/1pct') into `data_dir`."""
   return (
       _TFDS,
       'build',
-      'imagenet2012_local',
+      dataset,
       '--imports=imagenet2012_local',
       '--manual_dir={archives}',
       f'--data_dir={data_dir}',
@@ -182,6 +185,44 @@ VARIANTS.update({
     f'classic-noverify-workers-{n}': _with_workers(VARIANTS['classic-noverify'], n)
     for n in (1, 2, 4, 8, 16)
 })
+
+
+# The subsets (docs/variants.md): train only the images SimCLR's list names,
+# validation whole; the gate on and off, as `ours` and `ours-noverify`. Their
+# train archive must hold every listed image, of all 1,000 classes: run them
+# on a `--subset-names` set.
+VARIANTS.update({
+    f'subset-{config}{suffix}': Variant(
+        _tfds_build('{data_dir}', f'imagenet2012_local_subset/{config}'), env
+    )
+    for config in ('1pct', '10pct')
+    for suffix, env in (('', _VERIFIED), ('-noverify', _NOT_VERIFIED))
+})
+
+# The downsampled variant decodes every image, so its figure is images per
+# second per core: the build on one worker, pinned with its whole tree to one
+# CPU (the harness's last), against Pillow's own full decode and box resize
+# of the same images from the same tars on the same CPU, without and with
+# Pillow's PNG encode. The gate is off: Pillow's baseline does not hash.
+_ONE_CPU = ('taskset', '-c', str(max(os.sched_getaffinity(0))))
+_PILLOW = (
+    *_ONE_CPU,
+    sys.executable,
+    str(Path(__file__).with_name('pillow_resize.py')),
+)
+for _size in (8, 16, 32, 64):
+  _config = f'{_size}x{_size}'
+  VARIANTS[f'resized-{_config}'] = Variant(
+      (*_ONE_CPU,
+       *_tfds_build('{data_dir}', f'imagenet2012_local_resized/{_config}')),
+      {**_NOT_VERIFIED, settings.WORKERS_ENV_VAR: '1'},
+  )
+  VARIANTS[f'pillow-resize-{_config}'] = Variant(
+      (*_PILLOW, str(_size), '{train}', '{val}')
+  )
+  VARIANTS[f'pillow-resize-png-{_config}'] = Variant(
+      (*_PILLOW, '--png', str(_size), '{train}', '{val}')
+  )
 
 
 def command(name: str, fields: Mapping[str, str]) -> list[str]:
