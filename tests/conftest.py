@@ -29,3 +29,15 @@ def dummy_build(tmp_path_factory) -> Path:
     mp.setenv(settings.CACHE_DIR_ENV_VAR, str(data_dir / 'cache'))
     build(DUMMY_DIR, data_dir)
   return data_dir
+
+
+@pytest.fixture(scope='session')
+def classic_reference(tmp_path_factory) -> Path:
+  """build-classic of the bundled dummy archives (`input_trees.build_classic`:
+  small shard counts, DALI indexes), gate on: what every other input must give."""
+  from tests import input_trees  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path_factory.mktemp('classic_reference')
+  with input_trees.isolated_settings(root / 'cache'):
+    assert input_trees.build_classic(DUMMY_DIR, root / 'out') == 0
+  return root / 'out'
