@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import http.server
+import logging
 import threading
 import time
 import urllib.parse
@@ -160,21 +161,21 @@ class RecordingProxy:
         if self._object_gets in self.fail_object_gets:
           failure = self.failure
       delay = self.object_get_delay_s if record.is_object_get else 0.0
-    status = 0  # Not answered (the upstream request failed).
     try:
       if failure:
         status, code, message = failure
-        self._reply(handler, status, [('Content-Type', 'application/xml')],
-                    error_body(code, message, url.path))
+        headers = [('Content-Type', 'application/xml')]
+        data = error_body(code, message, url.path)
       else:
         if delay:
           time.sleep(delay)
         status, headers, data = self._forward(handler, body)
-        self._reply(handler, status, headers, data)
+      with self._lock:  # Recorded before the client can see the answer.
+        self.requests.append(dataclasses.replace(record, status=status))
+      self._reply(handler, status, headers, data)
     finally:
       with self._lock:
         self._in_flight -= 1
-        self.requests.append(dataclasses.replace(record, status=status))
 
   def _forward(self, handler, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
     connection = http.client.HTTPConnection(self.upstream, timeout=60)
@@ -241,6 +242,8 @@ class S3Server:
     self.proxy: RecordingProxy | None = None
 
   def start(self) -> 'S3Server':
+    # moto's server logs every request at INFO.
+    logging.getLogger('werkzeug').setLevel(logging.WARNING)
     self._moto.start()
     host, port = self._moto.get_host_and_port()
     self.moto_endpoint_url = f'http://{host}:{port}'

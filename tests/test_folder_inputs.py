@@ -10,8 +10,10 @@ stray files fails in two lines, with nothing published.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,15 @@ def _tree(tmp_path_factory, layout: str) -> Path:
 
 
 @pytest.fixture(scope='module', params=list(LAYOUTS))
-def folder_build(request, tmp_path_factory) -> tuple[str, Path]:
-  """(layout, data dir of the TFDS build of the dummy data in that layout)."""
+def folder_build(request, tmp_path_factory) -> tuple[str, Path, Path]:
+  """(layout, its manual dir, data dir of the TFDS build of the dummy data in
+  that layout)."""
   layout = request.param
   manual = _tree(tmp_path_factory, layout)
   data_dir = tmp_path_factory.mktemp(f'{layout}_build')
   with input_trees.isolated_settings(data_dir / 'cache'):
     build(manual, data_dir)
-  return layout, data_dir
+  return layout, manual, data_dir
 
 
 # The trees themselves.
@@ -124,7 +127,7 @@ def test_kaggle_extras_are_beside_the_data(tmp_path):
 
 
 def test_the_same_shards_as_the_tar_build(folder_build, dummy_build):
-  layout, data_dir = folder_build
+  layout, _, data_dir = folder_build
   _, splits = LAYOUTS[layout]
   expected = input_trees.split_shard_files(input_trees.shard_files(dummy_build), splits)
   got = input_trees.shard_files(data_dir)
@@ -135,11 +138,28 @@ def test_the_same_shards_as_the_tar_build(folder_build, dummy_build):
 
 @pytest.mark.parametrize('folder_build', WITHOUT_ARCHIVES, indirect=True)
 def test_a_folder_is_never_called_verified(folder_build):
-  _, data_dir = folder_build
+  _, manual, data_dir = folder_build
   dataset_info = input_trees.version_dir(data_dir) / 'dataset_info.json'
   assert not _VERIFIED.search(dataset_info.read_text())
   for path in input_trees.version_dir(data_dir).glob('*.json'):
-    assert not _VERIFIED.search(path.read_text()), path.name
+    text = path.read_text()
+    assert not _VERIFIED.search(text), path.name
+    # Whatever shape the metadata takes, no entry that names the folder (or
+    # a folder in it) has a status starting with "verified".
+    for entry in _dicts(json.loads(text)):
+      if any(isinstance(v, str) and str(manual) in v for v in entry.values()):
+        status = str(entry.get('status', ''))
+        assert not status.lower().startswith('verified'), (path.name, entry)
+
+
+def _dicts(value) -> Iterator[dict]:
+  """Every dict in a JSON value, nested ones too."""
+  if isinstance(value, dict):
+    yield value
+    value = list(value.values())
+  if isinstance(value, list):
+    for item in value:
+      yield from _dicts(item)
 
 
 @pytest.mark.parametrize('layout', ['extracted', 'torchvision', 'kaggle'])
