@@ -15,6 +15,7 @@ test can answer for it.
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -131,6 +132,8 @@ def test_folder_layouts_in_s3_give_the_same_shards(layout, proxy, dummy_build, t
   build(_url(layout), tmp_path / 'data')
   _same_shards(tmp_path / 'data', dummy_build, FOLDER_SPLITS[layout])
   assert proxy.object_gets()
+  for path in input_trees.version_dir(tmp_path / 'data').glob('*.json'):
+    assert not re.search(r'"status"\s*:\s*"verified"', path.read_text()), path.name
 
 
 def test_throttling_is_retried(proxy, dummy_build, tmp_path):
