@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -104,7 +105,7 @@ def _timed(
         page_cache.warm_libraries()
       result = measure.run_and_measure(
           _in_groups(command(name, fields), memory, group),
-          environment(name, fields),
+          environment(name, fields, args.read_order),
           Path(fields['data_dir']),
           log_path,
           args.timeout,
@@ -149,7 +150,7 @@ def run_once(
       # depends on the disk it measured.
       with read_throttle(args, archive_set.train, None) as group:
         result = measure.run_and_measure(
-            _in_groups(setup, None, group), environment(name, fields),
+            _in_groups(setup, None, group), environment(name, fields, args.read_order),
             data_dir, setup_log, args.timeout,
         )
       shutil.rmtree(data_dir)
@@ -172,6 +173,7 @@ def run_once(
       'wall_s': result.wall_s,
       **({'builder_s': builder_s} if builder_s is not None else {}),
       'cpu_s': result.cpu_s,
+      'probe': probe_choices(log_path),
       'images_per_s': archive_set.num_images / result.wall_s,
       'mb_per_s': num_bytes / 1e6 / result.wall_s,
       'peak_rss_gb': result.peak_rss_bytes / 1e9,
@@ -216,6 +218,26 @@ def _print_run(
          if 'cgroup_peak_gb' in row else '')
       + f'; {row["archives_cached_at_start"]:.0%} of archives cached at start'
   )
+
+
+# The line `disk_probe` logs for each choice it makes (IMAGENET2012_LOCAL_READ_ORDER
+# auto): `<archive>.tar: <rates>: indexing it in order.`
+_PROBE_CHOICE = re.compile(
+    r'disk_probe\.py\]: \S*?(train|val)\.tar: ([^:]*): (indexing it|reading'
+    r' its images) (by offset|in order)'
+)
+
+
+def probe_choices(log_path: Path) -> list[str]:
+  """How the build's disk probe chose to read each archive, from its log:
+  e.g. 'train: indexing it in order (1147 header reads/s, ...)'. A probe
+  runs at the build's start, so another process's reads then (a test suite
+  on the same disk) can turn its choice; [] where no probe ran."""
+  text = log_path.read_text(errors='replace') if log_path.exists() else ''
+  return [
+      f'{archive}: {what} {how} ({rates})'
+      for archive, rates, what, how in _PROBE_CHOICE.findall(text)
+  ]
 
 
 def _builder_seconds(data_dir: Path) -> float | None:

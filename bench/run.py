@@ -96,6 +96,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
       ),
   )
   parser.add_argument(
+      '--read-order',
+      choices=('auto', 'by-offset', 'in-order'),
+      help='IMAGENET2012_LOCAL_READ_ORDER for every variant that sets none'
+      ' (default: unset, i.e. auto: the build measures the disk at its start,'
+      " and another process's reads then can turn its choice)",
+  )
+  parser.add_argument(
       '--timeout',
       type=float,
       default=3600,

@@ -239,10 +239,16 @@ def _filled(args: Sequence[str], fields: Mapping[str, str]) -> list[str]:
   return [arg.format(**fields) for arg in args]
 
 
-def environment(name: str, fields: Mapping[str, str]) -> dict[str, str]:
-  """The caller's environment without our settings, plus variant `name`'s."""
+def environment(
+    name: str, fields: Mapping[str, str], read_order: str | None = None
+) -> dict[str, str]:
+  """The caller's environment without our settings, plus variant `name`'s;
+  `read_order` (the harness's `--read-order`), if given, where the variant
+  sets none."""
   env = {
       k: v for k, v in os.environ.items() if not k.startswith('IMAGENET2012_')
   }
+  if read_order:
+    env[settings.READ_ORDER_ENV_VAR] = read_order
   env.update({k: v.format(**fields) for k, v in VARIANTS[name].env.items()})
   return env
