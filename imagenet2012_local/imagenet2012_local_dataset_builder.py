@@ -28,6 +28,8 @@ from imagenet2012_local.sources import split_sources
 from imagenet2012_local import tfds_internals
 from imagenet2012_local.layouts import tfds_layout
 from imagenet2012_local.gate import verification
+from imagenet2012_local.sources import source as source_lib
+from imagenet2012_local.sources import storage
 
 
 # Re-exported: the error users of the builder catch when archives are missing.
@@ -126,13 +128,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(
-      self, source: split_sources.SplitSource
+      self, source: source_lib.Source
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
     """TFDS's generator path: the same plan and reads as the sharded path,
     examples handed to TFDS's writer one by one."""
     skipped_members = {}
     tasks = self._plan_split(source, source.index(skipped=skipped_members))
-    fixer = image_fixes.ImageFixer(source.path, self._skip_bad_images)
+    fixer = image_fixes.ImageFixer.of(source.reader(), self._skip_bad_images)
     with verification.BackgroundHasher([source.check]) as hasher:
       for task in tasks:
         for name, data, label in shard_writer.fixed_examples(task, fixer):
@@ -180,7 +182,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_shards(
       self,
-      sources: Mapping[str, split_sources.SplitSource],
+      sources: Mapping[str, source_lib.Source],
       map_fn: shard_writer.MapFn = map,
       on_beam: bool = False,
   ) -> None:
@@ -218,13 +220,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       )
 
   def _plan_split(
-      self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+      self, source: source_lib.Source, index: archive_index.ArchiveIndex
   ) -> list[plan.ShardTask]:
     """The shards of one split (a variant may filter it: `subset_builder`)."""
     return run.tfds_planner(source, index)
 
   def _layout(
-      self, sources: Mapping[str, split_sources.SplitSource]
+      self, sources: Mapping[str, source_lib.Source]
   ) -> tfds_layout.TfdsLayout:
     """The shard files (a variant may relabel the examples: `real_builder`)."""
     return tfds_layout.TfdsLayout(self, sources)
@@ -254,22 +256,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_sources(
       self, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, split_sources.SplitSource]:
+  ) -> dict[str, source_lib.Source]:
     """The archives present, checked before any is read (`split_sources`)."""
+    given = tfds_internals.manual_dir_as_given(dl_manager)
     try:
-      manual_dir = epath.Path(dl_manager.manual_dir)
+      # TFDS's property checks a local folder; a URL is read by `storage`.
+      manual_dir = given if storage.is_remote(given) else epath.Path(dl_manager.manual_dir)
     except (AssertionError, OSError) as e:
       # TFDS's own check: a page of instructions, or NotADirectoryError for
       # a file. Ours names what the folder holds instead.
-      raise split_sources.no_archives_error(
-          tfds_internals.manual_dir_as_given(dl_manager)
-      ) from e
+      raise split_sources.no_archives_error(given) from e
     sources = split_sources.find_sources(
         manual_dir,
         self._verify_checksums,
         self.data_dir_root,
         labels.class_names_file().read_text().split(),
         kept_folder=self._kept_shards().folder,
+        reads_in_flight=settings.reads_in_flight(),
     )
     if sources.devkit:
       self.info.metadata['class_words'] = sources.devkit.words_by_wnid
@@ -277,7 +280,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _record_split(
       self,
-      source: split_sources.SplitSource,
+      source: source_lib.Source,
       fixed: Mapping[str, str],
       skipped_images: Mapping[str, str],
       skipped_members: Mapping[str, str],
@@ -296,7 +299,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ('skipped_members', skipped_members),
     ):
       metadata.setdefault(key, {})[source.split] = dict(sorted(records.items()))
-    metadata.setdefault('archives', {})[source.check.path.name] = {
-        'split': source.split,
-        **source.check.summary(),
-    }
+    key, name = source.metadata_key
+    metadata.setdefault(key, {})[name] = {'split': source.split, **source.check.summary()}

@@ -17,8 +17,8 @@ from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local.sources import labels
 from imagenet2012_local.layouts import real_layout
-from imagenet2012_local.sources import split_sources
 from imagenet2012_local.variants import variant_splits
+from imagenet2012_local.sources import source as source_lib
 
 
 class RealBuilder(
@@ -54,12 +54,12 @@ class RealBuilder(
     )
 
   def _layout(
-      self, sources: Mapping[str, split_sources.SplitSource]
+      self, sources: Mapping[str, source_lib.Source]
   ) -> real_layout.RealLayout:
     return real_layout.RealLayout(self, sources)
 
   def _generate_examples(
-      self, source: split_sources.SplitSource
+      self, source: source_lib.Source
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
     """TFDS's generator path: the main builder's examples, relabeled."""
     for key, example in super()._generate_examples(source):

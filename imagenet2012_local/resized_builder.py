@@ -20,8 +20,8 @@ from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local.sources import labels
 from imagenet2012_local.layouts import resized_layout
-from imagenet2012_local.sources import split_sources
 from imagenet2012_local.variants import variant_splits
+from imagenet2012_local.sources import source as source_lib
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
 _VERSION = tfds.core.Version('0.1.0')  # Upstream imagenet_resized's configs'.
@@ -87,7 +87,7 @@ class ResizedBuilder(
     )
 
   def _layout(
-      self, sources: Mapping[str, split_sources.SplitSource]
+      self, sources: Mapping[str, source_lib.Source]
   ) -> resized_layout.ResizedLayout:
     return resized_layout.ResizedLayout(
         self, sources, self.builder_config.size, self._label_order()
@@ -97,7 +97,7 @@ class ResizedBuilder(
     return resized_layout.label_order(labels.class_names_file().read_text().split())
 
   def _generate_examples(
-      self, source: split_sources.SplitSource
+      self, source: source_lib.Source
   ) -> Iterator[tuple[str, Mapping[str, object]]]:
     """TFDS's generator path: the main builder's examples, downsampled."""
     order = self._label_order()

@@ -26,7 +26,6 @@ from typing import NamedTuple
 from etils import epath
 
 from imagenet2012_local import errors
-from imagenet2012_local import paths
 
 VERIFY_ENV_VAR = 'IMAGENET2012_LOCAL_VERIFY'
 SKIP_BAD_IMAGES_ENV_VAR = 'IMAGENET2012_LOCAL_SKIP_BAD_IMAGES'
@@ -39,14 +38,9 @@ WORKERS_ENV_VAR = 'IMAGENET2012_LOCAL_WORKERS'
 READ_ORDER_ENV_VAR = 'IMAGENET2012_LOCAL_READ_ORDER'
 _READ_ORDERS = ('auto', 'by-offset', 'in-order')
 
-# Measured on a local SSD-backed disk: 110 KB random reads gave 405 MB/s with
-# 1 request in flight, 700 with 4, 854 with 16 (sequential 790-880). Cloud
-# storage answers in 1-50 ms, so it needs more requests to fill a worker.
-_READS_IN_FLIGHT_LOCAL = 16
-_READS_IN_FLIGHT_CLOUD = 64
 # Past the device's request queue (nr_requests, 64-256 on Linux) local reads
-# only wait in the kernel; on cloud storage each read in flight is a thread
-# with its own open file and buffers. 256 ImageNet-sized reads are ~28 MB
+# only wait in the kernel; in object storage each is a request and its
+# buffer. 256 ImageNet-sized reads are ~28 MB
 # (`image_reads` caps the bytes in flight at 64 MiB besides).
 _MAX_READS_IN_FLIGHT = 256
 # Flushing shards to disk one by one costs a wait each: the classic layout's
@@ -80,7 +74,7 @@ class _Number(NamedTuple):
 _READS_IN_FLIGHT = _Number(
     READS_IN_FLIGHT_ENV_VAR, 1, _MAX_READS_IN_FLIGHT,
     'more reads in flight only queue in the kernel (local disks) or each hold'
-    ' a thread and its buffers (cloud storage)',
+    ' a request and its buffer (object storage)',
 )
 _SYNC_EVERY = _Number(
     SYNC_EVERY_MB_ENV_VAR, 0, _MAX_SYNC_EVERY_MB,
@@ -148,15 +142,15 @@ def cache_dir() -> epath.Path:
   return epath.Path(root)
 
 
-def reads_in_flight(archive: epath.PathLike) -> int:
-  """How many image reads to keep in flight on `archive`.
+def reads_in_flight() -> int | None:
+  """How many image reads to keep in flight, if set; None: what suits where
+  the input lies (`storage.reads_in_flight`).
 
   Raises:
     SettingError: the variable is not a positive whole number.
   """
-  local = paths.is_local(archive)
-  default = _READS_IN_FLIGHT_LOCAL if local else _READS_IN_FLIGHT_CLOUD
-  return _whole_number(_READS_IN_FLIGHT, default)
+  requested = _requested(_READS_IN_FLIGHT)
+  return None if requested is None else min(requested, _READS_IN_FLIGHT.maximum)
 
 
 def sync_every_bytes() -> int:

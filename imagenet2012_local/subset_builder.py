@@ -18,9 +18,9 @@ from imagenet2012_local.sources import archive_index
 from imagenet2012_local import errors
 from imagenet2012_local import imagenet2012_local_dataset_builder
 from imagenet2012_local.engine import plan
-from imagenet2012_local.sources import split_sources
 from imagenet2012_local.variants import variant_files
 from imagenet2012_local.variants import variant_splits
+from imagenet2012_local.sources import source as source_lib
 
 _SPLITS = (archive_facts.TRAIN.split, archive_facts.VALIDATION.split)
 # Missing images named in the error: enough to recognise a pattern (a class,
@@ -58,7 +58,7 @@ class SubsetBuilder(
   ]
 
   def _plan_split(
-      self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+      self, source: source_lib.Source, index: archive_index.ArchiveIndex
   ) -> list[plan.ShardTask]:
     """Train: the listed images only, planned as a split of their own."""
     if source.split == archive_facts.TRAIN.split:
@@ -66,7 +66,7 @@ class SubsetBuilder(
     return super()._plan_split(source, index)
 
   def _listed_rows(
-      self, source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+      self, source: source_lib.Source, index: archive_index.ArchiveIndex
   ) -> np.ndarray:
     """The rows of train's `index` that the subset lists.
 
@@ -79,7 +79,7 @@ class SubsetBuilder(
     if len(missing):
       shown = ', '.join(name.decode() for name in missing[:_NAMES_SHOWN])
       raise MissingSubsetImagesError(errors.two_lines(
-          f'{source.path} lacks {len(missing):,} of the {len(listed):,} images'
+          f'{source.name} lacks {len(missing):,} of the {len(listed):,} images'
           f' of the {self.builder_config.name} subset, e.g. {shown}',
           f'The subset is exactly these images, from all 1,000 classes: build'
           f' it from the official {archive_facts.TRAIN.file_name}.',

@@ -175,7 +175,7 @@ def test_image_cut_off_when_read_by_offset(tmp_path):
   path.write_bytes(b'x' * 1000)
   image = ('ILSVRC2012_val_00000001.JPEG', 512, 1024)
   with pytest.raises(tar_reader.ArchiveError) as error:
-    list(image_reads.read_images(path, [image]))
+    list(image_reads.read_images(str(path), [image], 16))
   what, fix = two_lines(error.value)
   assert 'image ILSVRC2012_val_00000001.JPEG (bytes 512 to 1,536) is cut off' in what
   assert 'the file ends at byte 1,000' in what

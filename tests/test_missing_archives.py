@@ -131,12 +131,10 @@ def test_another_tasks_archive_is_not_taken_for_train(tmp_path, failed):
 
 @pytest.mark.parametrize(
     'extracted',
-    [
-        'train/n01440764/n01440764_10026.JPEG',
+    [  # train/<wnid>/ and val/ are layouts a build reads: test_folder_inputs.
         'n01440764/n01440764_10026.JPEG',
         'n01440764.tar',
         'ILSVRC2012_val_00000001.JPEG',
-        'val/ILSVRC2012_val_00000001.JPEG',
         'ILSVRC2012_img_val/ILSVRC2012_val_00000001.JPEG',
         'ILSVRC2012_test_00000001.JPEG',
     ],
@@ -144,11 +142,12 @@ def test_another_tasks_archive_is_not_taken_for_train(tmp_path, failed):
 def test_extracted_images(tmp_path, failed, extracted):
   manual = _manual(tmp_path, {extracted: None, 'README.txt': None})
   what, fix = failed(manual)
-  assert what == (
-      f'{manual} holds extracted images ({extracted}), not the ImageNet 2012'
-      f' archives: expected {_NAMES} (any of them).'
+  assert what.startswith(
+      f'{manual} holds extracted images ({extracted}), but neither the ImageNet'
+      f' 2012 archives ({_NAMES}) nor an extracted copy in a layout the build'
+      ' reads (train/<wnid>/ with validation/ or val/'
   )
-  assert fix.startswith('The build reads the archives as downloaded, without extracting')
+  assert fix.startswith('Arrange the images as one of those layouts (see docs/inputs.md)')
 
 
 def test_tfds_own_check_of_the_manual_dir_becomes_ours(tmp_path):

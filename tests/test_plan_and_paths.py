@@ -14,6 +14,7 @@ from imagenet2012_local.sources import archive_index
 from imagenet2012_local.engine import plan
 from imagenet2012_local import settings
 from imagenet2012_local.gate import verification
+from imagenet2012_local.sources import tar_source
 from tests.helpers import DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
 
 SPLITS = ['train', 'validation', 'test']
@@ -112,11 +113,14 @@ def _fake_index(classes: int, per_class: int) -> archive_index.ArchiveIndex:
 
 
 def _plan(index):
-  return plan.plan_split('train', '/nowhere/train.tar', index, lambda ix: ix.class_ids)
+  return plan.plan_split(
+      'train', tar_source.TarImages('/nowhere/train.tar', 16), index,
+      lambda ix: ix.class_ids,
+  )
 
 
 def _names(task):
-  return [name for name, _, _, _ in task.examples()]
+  return [name.decode() for name in task.images.names]
 
 
 def test_the_plan_is_pinned():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagenet2012_local import settings
+from imagenet2012_local.sources import storage
 from imagenet2012_local.engine import worker_pool
 from tests.helpers import DUMMY_DIR, build, two_lines
 
@@ -88,8 +89,9 @@ def test_each_number_is_bounded(no_number_settings):
   for env_var in _NUMBERS:
     no_number_settings.setenv(env_var, _HUGE)
   assert settings.workers() == len(os.sched_getaffinity(0))
-  assert settings.reads_in_flight('/data/archive.tar') == 256
-  assert settings.reads_in_flight('gs://bucket/archive.tar') == 256
+  assert settings.reads_in_flight() == 256
+  assert storage.reads_in_flight('/data/archive.tar', settings.reads_in_flight()) == 256
+  assert storage.reads_in_flight('s3://bucket/archive.tar', settings.reads_in_flight()) == 256
   assert settings.sync_every_bytes() == 8192 << 20
   lowered = settings.lowered()
   assert [line.partition('=')[0] for line in lowered] == list(_NUMBERS)
@@ -102,7 +104,7 @@ def test_numbers_within_bounds_are_used_as_asked_and_said_nothing_of(
   no_number_settings.setenv(settings.READS_IN_FLIGHT_ENV_VAR, '256')
   no_number_settings.setenv(settings.SYNC_EVERY_MB_ENV_VAR, '0')
   no_number_settings.setenv(settings.WORKERS_ENV_VAR, '1')
-  assert settings.reads_in_flight('/data/archive.tar') == 256
+  assert settings.reads_in_flight() == 256
   assert settings.sync_every_bytes() == 0
   assert settings.workers() == 1
   assert settings.lowered() == []
@@ -129,7 +131,7 @@ def test_workers_are_bounded_by_the_cpus_this_process_may_use(no_number_settings
 )  # `int` refuses more than 4,300 digits.
 def test_numbers_too_long_for_int_are_read_too(no_number_settings, value, used):
   no_number_settings.setenv(settings.READS_IN_FLIGHT_ENV_VAR, value)
-  assert settings.reads_in_flight('/data/archive.tar') == used
+  assert settings.reads_in_flight() == used
 
 
 @pytest.mark.parametrize('value', ['0', '-1', '²', '1.5', 'many'])

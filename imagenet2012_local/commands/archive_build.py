@@ -36,6 +36,7 @@ from imagenet2012_local.engine import resume as resume_lib
 from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
 from imagenet2012_local.sources import split_sources
+from imagenet2012_local.sources import source as source_lib
 
 # Makes the layout that writes into the staging folder, from the sorted wnids.
 LayoutFactory = Callable[[Path, Sequence[str]], shard_writer.Layout]
@@ -171,6 +172,7 @@ def build(
         _existing_ancestor(output_dir),
         class_names,
         kept_folder=kept.folder,
+        reads_in_flight=settings.reads_in_flight(),
     ).by_split
     planner = functools.partial(_plan, num_shards=num_shards)
     if not settings.resume(resume):
@@ -213,7 +215,7 @@ def summary_lines(split: SplitWritten, first: str, last: str) -> list[str]:
 
 
 def _split_written(
-    source: split_sources.SplitSource, written: run.Written
+    source: source_lib.Source, written: run.Written
 ) -> SplitWritten:
   """What `written` holds for `source`'s split."""
   results = written.of_split(source.split)
@@ -231,13 +233,13 @@ def _split_written(
 
 
 def _plan(
-    source: split_sources.SplitSource,
+    source: source_lib.Source,
     index: archive_index.ArchiveIndex,
     num_shards: Mapping[str, int],
 ) -> list[plan.ShardTask]:
   """The engine's planner for these layouts: fixed shard counts per split."""
   return plan.plan_classic(
-      source.split, source.path, index, source.labels, num_shards[source.split]
+      source.split, source.reader(), index, source.labels, num_shards[source.split]
   )
 
 

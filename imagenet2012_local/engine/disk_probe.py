@@ -30,8 +30,8 @@ import time
 from etils import epath
 
 from imagenet2012_local.sources import direct_reads
-from imagenet2012_local import paths
 from imagenet2012_local import settings
+from imagenet2012_local.sources import storage
 
 _log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _rates_or_setting(path: epath.PathLike, size: int) -> DiskRates | bool:
   choice = settings.read_order()
   if choice != 'auto':
     return choice == 'in-order'
-  if not paths.is_local(path):
+  if not storage.is_local(path):
     return False
   return _disk_rates(path, size) or False
 

@@ -23,13 +23,14 @@ import dataclasses
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import PIL.Image
 
 from imagenet2012_local import errors
 from imagenet2012_local import settings
+from imagenet2012_local.sources import source
 
 # Like upstream TFDS's fixes (TF's encoder at quality 100), so fixed images
 # carry the same pixels as upstream's within JPEG rounding.
@@ -181,11 +182,27 @@ class ImageFixer:
     skipped: {file name: why no decoder reads it}, with `skip_bad_images`.
   """
 
-  def __init__(self, archive: str, skip_bad_images: bool):
-    self._archive = archive
+  def __init__(
+      self,
+      where: str,
+      skip_bad_images: bool,
+      how_to_replace: Callable[[str], str] | None = None,
+  ):
+    """Fixes the images of the archive or folder `where`; an undecodable one
+    fails in two lines, the second starting with `how_to_replace(file name)`
+    (default: download the archive again)."""
+    self._where = where
+    self._how_to_replace = how_to_replace or (
+        lambda _: f'Download {os.path.basename(where)} again'
+    )
     self._skip_bad_images = skip_bad_images
     self.fixed: dict[str, str] = {}
     self.skipped: dict[str, str] = {}
+
+  @classmethod
+  def of(cls, reader: source.ImageReader, skip_bad_images: bool) -> ImageFixer:
+    """The fixer of the images `reader` reads."""
+    return cls(reader.name, skip_bad_images, reader.how_to_replace)
 
   def __call__(self, file_name: str, data: bytes) -> bytes | None:
     """The bytes to store for the image, or None when it is skipped.
@@ -198,8 +215,8 @@ class ImageFixer:
     except UndecodableImageError as e:
       if not self._skip_bad_images:
         raise UndecodableImageError(errors.two_lines(
-            f'{self._archive}: no decoder can read the image {file_name} ({e})',
-            f'Download {os.path.basename(self._archive)} again, or leave such'
+            f'{self._where}: no decoder can read the image {file_name} ({e})',
+            f'{self._how_to_replace(file_name)}, or leave such'
             f' images out with {settings.SKIP_BAD_IMAGES_ENV_VAR}=1 (or'
             " tfds.builder('imagenet2012_local', skip_bad_images=True)); they"
             " are listed in the dataset's metadata, skipped_images.",

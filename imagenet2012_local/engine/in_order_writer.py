@@ -188,7 +188,7 @@ def _write(
     try:
       by_archive = collections.defaultdict(list)
       for number, shard in enumerate(shards):
-        by_archive[shard.task.archive].append(number)
+        by_archive[shard.task.reader.name].append(number)
       for archive, numbers in reversed(by_archive.items()):
         _write_archive(
             archive, shards, numbers, layout, writes, done, checkpoint
@@ -220,7 +220,7 @@ def _open(
   fd = os.open(_path(kept, name), flags, 0o666)
   shard = _Shard(
       task, place, name, key, fd, _record_sizes(task, layout),
-      image_fixes.ImageFixer(task.archive, skip_bad_images),
+      image_fixes.ImageFixer.of(task.reader, skip_bad_images),
   )
   os.ftruncate(fd, shard.size)
   return shard

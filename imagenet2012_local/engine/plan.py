@@ -21,6 +21,7 @@ import numpy as np
 
 from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import source
 from imagenet2012_local.layouts import classic_layout
 from imagenet2012_local import errors
 from imagenet2012_local import tfds_internals
@@ -40,7 +41,7 @@ class ShardTask:
   split: str
   index: int  # Of the shard in its split.
   num_shards: int  # Of its split.
-  archive: str
+  reader: source.ImageReader  # Reads the images; travels to workers.
   # The split's whole index, shared by its tasks, and this shard's rows of it
   # in writing order: a reordered copy of the index as well took ~45 MB more
   # at full ImageNet's count, enough to take the build over 1 GB.
@@ -55,20 +56,23 @@ class ShardTask:
 
   def __reduce__(self):
     # What travels to a worker: this shard's images, not the split's index.
-    fields = (self.split, self.index, self.num_shards, self.archive)
+    fields = (self.split, self.index, self.num_shards, self.reader)
     return ShardTask, (*fields, self.images, None, self.labels)
 
-  def examples(self) -> Iterator[tuple[str, int, int, int]]:
-    """(file name, offset, size, label) of each image, in writing order."""
-    for (name, offset, size), label in zip(self.images.images(), self.labels):
-      yield name, offset, size, int(label)
+  def examples(self) -> Iterator[tuple[str, bytes, int]]:
+    """(file name, bytes as read, label) of each image, in writing order."""
+    # Two passes over the task's columns, not a list of its examples: ~200
+    # bytes an image, 16 MB a worker for a shard of 80,000 small images.
+    images = self.images
+    for name, data, label in zip(images.names, self.reader.read(images), self.labels):
+      yield name.decode(), data, int(label)
 
 
 # The class index of each image of an index, in its order.
 LabelsOf = Callable[[archive_index.ArchiveIndex], np.ndarray]
 
 
-def shuffled_rows(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
+def shuffled_rows(index: archive_index.ArchiveIndex, where: str) -> np.ndarray:
   """The rows of `index` sorted by file name, then in the split's seeded order.
 
   Raises:
@@ -78,12 +82,12 @@ def shuffled_rows(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray
   # depend only on the length, so this is `by_name` in the order of a
   # shuffled range(n), without one (as a list of Python ints the 1.28 M train
   # rows took ~46 MB, the build's peak of memory).
-  rows = array.array('q', rows_by_name(index, archive).astype(np.int64).tobytes())
+  rows = array.array('q', rows_by_name(index, where).astype(np.int64).tobytes())
   random.Random(SHUFFLE_SEED).shuffle(rows)
   return np.frombuffer(rows, dtype=np.int64)
 
 
-def rows_by_name(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
+def rows_by_name(index: archive_index.ArchiveIndex, where: str) -> np.ndarray:
   """The rows of `index` in file-name order.
 
   Raises:
@@ -99,16 +103,17 @@ def rows_by_name(index: archive_index.ArchiveIndex, archive: str) -> np.ndarray:
   duplicates = sorted(duplicates)
   if duplicates:
     raise DuplicateImagesError(errors.two_lines(
-        f'{archive} holds {len(duplicates):,} file names more than once, e.g.'
+        f'{where} holds {len(duplicates):,} file names more than once, e.g.'
         f' {", ".join(duplicates[:5])}; each image must appear once per split',
-        'Use the official archive, or remove the duplicates when re-packing it.',
+        'Use the official archive, or remove the duplicates (a copied tree'
+        ' may hold two folders of one split).',
     ))
   return by_name
 
 
 def plan_split(
     split: str,
-    archive: str,
+    reader: source.ImageReader,
     index: archive_index.ArchiveIndex,
     labels_of: LabelsOf,
 ) -> list[ShardTask]:
@@ -123,9 +128,9 @@ def plan_split(
   num_shards = tfds_internals.number_of_shards(int(index.sizes.sum()), len(index))
   return _dealt(
       split,
-      archive,
+      reader,
       index,
-      shuffled_rows(index, archive),
+      shuffled_rows(index, reader.name),
       labels_of,
       tfds_internals.shard_bounds(len(index), num_shards),
   )
@@ -133,7 +138,7 @@ def plan_split(
 
 def plan_classic(
     split: str,
-    archive: str,
+    reader: source.ImageReader,
     index: archive_index.ArchiveIndex,
     labels_of: LabelsOf,
     num_shards: int,
@@ -149,17 +154,17 @@ def plan_classic(
     DuplicateImagesError: two images share a file name.
   """
   if split == archive_facts.TRAIN.split:
-    rows = shuffled_rows(index, archive)
+    rows = shuffled_rows(index, reader.name)
   else:
-    rows = rows_by_name(index, archive)
+    rows = rows_by_name(index, reader.name)
   ends = itertools.accumulate(classic_layout.shard_sizes(len(rows), num_shards))
   bounds = list(itertools.pairwise(itertools.chain([0], ends)))
-  return _dealt(split, archive, index, rows, labels_of, bounds)
+  return _dealt(split, reader, index, rows, labels_of, bounds)
 
 
 def _dealt(
     split: str,
-    archive: str,
+    reader: source.ImageReader,
     index: archive_index.ArchiveIndex,
     rows: np.ndarray,
     labels_of: LabelsOf,
@@ -172,7 +177,7 @@ def _dealt(
           split=split,
           index=i,
           num_shards=len(bounds),
-          archive=archive,
+          reader=reader,
           split_index=index,
           rows=rows[start:end],
           labels=labels[rows[start:end]],

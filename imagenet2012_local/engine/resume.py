@@ -17,14 +17,15 @@ On disk, `<version dir>.interrupted-build/` (e.g.
   once the shard is flushed to disk (its own fsync on Beam workers, or one
   `sync` per GB of finished shards, on a thread of its own, in other
   builds): `{"plan": <hex SHA-256 of what the shard is made of>, "file":
-  <the shard's paths.file_identity>, "result": <shard_writer.ShardResult
+  <the shard's storage.file_identity>, "result": <shard_writer.ShardResult
   fields>}`.
 It is not a version folder, so `tfds.load` never reads it; the build removes
 it when it succeeds.
 
 A kept shard is reused only when its record's plan key equals the one the
-build computes (`plan_key`: output format version, layout, archive path and
-`paths.file_identity`, split, shard index and count, every image's name,
+build computes (`plan_key`: output format version, layout, the input's name
+and identity (`source.ImageReader`: an archive's `storage.file_identity`, a
+folder's listing), split, shard index and count, every image's name,
 offset, size and label, the skip-bad-images setting), the file still has the
 recorded identity, and the record's result has exactly `ShardResult`'s fields
 and types, with `num_bytes` the file's size. Its bytes are not re-read: on a
@@ -48,11 +49,11 @@ from collections.abc import Sequence
 
 from etils import epath
 
-from imagenet2012_local import paths
 from imagenet2012_local.engine import plan
 from imagenet2012_local.gate import protected_paths
 from imagenet2012_local import settings
 from imagenet2012_local.engine import state_files
+from imagenet2012_local.sources import storage
 
 # Bump whenever a change to the code changes the bytes of a shard.
 OUTPUT_FORMAT_VERSION = 1
@@ -79,8 +80,8 @@ def plan_key(task: plan.ShardTask, layout: str, skip_bad_images: bool) -> str:
       'format': OUTPUT_FORMAT_VERSION,
       'layout': layout,
       'skip_bad_images': skip_bad_images,
-      'archive': task.archive,
-      'archive_file': paths.file_identity(task.archive),
+      'input': task.reader.name,
+      'input_identity': task.reader.identity(),
       'split': task.split,
       'shard': [task.index, task.num_shards],
   }
@@ -136,7 +137,7 @@ class KeptShards:
       return None  # None kept, or of another plan: written again.
     path = self.folder / shard_name
     try:
-      identity = paths.file_identity(path)
+      identity = storage.file_identity(path)
     except OSError:
       return None
     if identity != record['file']:
@@ -160,7 +161,7 @@ class KeptShards:
     build's own process, wherever the shard was written."""
     partials = [self.folder / f'{shard_name}.partial', *map(epath.Path, companions)]
     for partial in partials:
-      if not self._flush_in_batches and paths.is_local(partial):
+      if not self._flush_in_batches and storage.is_local(partial):
         with open(partial, 'rb+') as f:
           os.fsync(f.fileno())
       partial.replace(os.fspath(partial).replace(f'{shard_name}.partial', shard_name))
@@ -189,7 +190,7 @@ class KeptShards:
   def _record(
       self, shard_name: str, key: str, result: dict[str, object]
   ) -> dict[str, object]:
-    identity = paths.file_identity(self.folder / shard_name)
+    identity = storage.file_identity(self.folder / shard_name)
     return {'plan': key, 'file': identity, 'result': result}
 
   def record_finished(self) -> None:
@@ -211,7 +212,7 @@ class KeptShards:
     """Flushes to disk, then records, a batch of finished shards; an error
     (e.g. a full disk) is kept for the build's thread to raise."""
     try:
-      if paths.is_local(self.folder):
+      if storage.is_local(self.folder):
         os.sync()
       for shard_name, record in batch:
         self._write_record(shard_name, record)
@@ -245,8 +246,8 @@ class KeptShards:
     """Puts a kept file at `destination`: a hard link where possible, so the
     kept copy stays until the whole build has succeeded."""
     epath.Path(destination).parent.mkdir(parents=True, exist_ok=True)
-    if paths.is_local(source) and paths.is_local(destination):
-      before = paths.file_identity(source)
+    if storage.is_local(source) and storage.is_local(destination):
+      before = storage.file_identity(source)
       try:
         os.link(source, destination)
       except OSError:
@@ -265,7 +266,7 @@ class KeptShards:
     record = state_files.load_json(self._record_path(shard.name), _is_record)
     if record is not None and record['file'] == before:
       self._write_record(
-          shard.name, {**record, 'file': paths.file_identity(shard)}
+          shard.name, {**record, 'file': storage.file_identity(shard)}
       )
 
   def remove(self, inputs: Sequence[epath.PathLike] = ()) -> None:

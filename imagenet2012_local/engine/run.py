@@ -14,26 +14,25 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
 
-from etils import epath
 
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.engine import disk_probe
 from imagenet2012_local.gate import disk_space
 from imagenet2012_local.engine import in_order_writer
 from imagenet2012_local.engine import memory
-from imagenet2012_local import paths
 from imagenet2012_local.engine import plan
 from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
-from imagenet2012_local.sources import split_sources
+from imagenet2012_local.sources import source as source_lib
 from imagenet2012_local.gate import verification
 from imagenet2012_local.engine import worker_pool
+from imagenet2012_local.sources import storage
 
 # Plans one split from its source and index: e.g. `plan.plan_split`'s TFDS
 # shard policy, or the classic layout's fixed shard counts.
 Planner = Callable[
-    [split_sources.SplitSource, archive_index.ArchiveIndex], list[plan.ShardTask]
+    [source_lib.Source, archive_index.ArchiveIndex], list[plan.ShardTask]
 ]
 
 _log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class Written:
 
 
 def write_all(
-    sources: Mapping[str, split_sources.SplitSource],
+    sources: Mapping[str, source_lib.Source],
     planner: Planner,
     layout: shard_writer.Layout,
     skip_bad_images: bool,
@@ -91,7 +90,7 @@ def write_all(
   tasks = []
   for split, source in sources.items():
     index = source.index(
-        map_fn=_index_map(source.check.path, map_fn),
+        map_fn=_index_map(source, map_fn),
         skipped=skipped_members[split],
     )
     memory.release_freed_heap()  # Indexing's and the index cache's buffers.
@@ -128,7 +127,7 @@ def write_all(
 
 
 def _in_order(
-    sources: Mapping[str, split_sources.SplitSource],
+    sources: Mapping[str, source_lib.Source],
     layout: shard_writer.Layout,
     tasks: list[plan.ShardTask],
     map_fn: shard_writer.MapFn,
@@ -142,7 +141,8 @@ def _in_order(
       on_this_machine
       and in_order_writer.usable(layout, tasks)
       and all(
-          disk_probe.write_in_order(source.check.path, source.check.size)
+          source.readable_in_order
+          and disk_probe.write_in_order(source.name, source.check.size)
           for source in sources.values()
       )
   )
@@ -175,10 +175,10 @@ def _say_what_is_kept(
 
 
 def tfds_planner(
-    source: split_sources.SplitSource, index: archive_index.ArchiveIndex
+    source: source_lib.Source, index: archive_index.ArchiveIndex
 ) -> list[plan.ShardTask]:
   """The plan of a TFDS build: TFDS's shard count, seeded shuffle."""
-  return plan.plan_split(source.split, source.path, index, source.labels)
+  return plan.plan_split(source.split, source.reader(), index, source.labels)
 
 
 @contextlib.contextmanager
@@ -197,20 +197,19 @@ def local_map() -> Iterator[shard_writer.MapFn]:
 
 
 def _index_map(
-    archive: epath.Path, map_fn: shard_writer.MapFn
+    source: source_lib.Source, map_fn: shard_writer.MapFn
 ) -> shard_writer.MapFn | None:
-  """`map_fn` where it should read the inner tars' headers: worker processes
-  always, Beam's where `index_on_workers`; None: `archive_index` reads them
-  here."""
+  """`map_fn` where it should index `source`: worker processes always,
+  Beam's where `index_on_workers`; None: the source indexes it here."""
   if map_fn is map:
     return None
-  if isinstance(map_fn, worker_pool.WorkerPool) or index_on_workers(archive):
+  if isinstance(map_fn, worker_pool.WorkerPool) or index_on_workers(source.name):
     return map_fn
   return None
 
 
-def index_on_workers(archive: epath.Path) -> bool:
-  """Whether workers should read the inner tars' headers: in cloud storage
-  each is a round trip, so workers read them in parallel; a local disk reads
-  them in under a second per GB, less than a pipeline takes to start."""
-  return not paths.is_local(archive)
+def index_on_workers(name: str) -> bool:
+  """Whether workers should index the input `name`: in object storage each
+  tar header is a round trip, so workers read them in parallel; a local disk
+  reads them in under a second per GB, less than a pipeline takes to start."""
+  return storage.is_remote(name)

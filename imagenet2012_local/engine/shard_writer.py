@@ -22,7 +22,6 @@ from etils import epath
 
 from imagenet2012_local.gate import disk_space
 from imagenet2012_local.engine import image_fixes
-from imagenet2012_local.sources import image_reads
 from imagenet2012_local.engine import plan
 from imagenet2012_local.engine import resume
 from imagenet2012_local import tfds_internals
@@ -78,13 +77,8 @@ def fixed_examples(
     task: plan.ShardTask, fixer: image_fixes.ImageFixer
 ) -> Iterator[tuple[str, bytes, int]]:
   """(file name, image bytes fixed by content, label) of a task's images, in
-  order, read with many requests in flight; images the fixer skips are left out."""
-  # Two passes over the task's columns, not a list of its examples: ~200
-  # bytes an image, 16 MB a worker for a shard of 80,000 small images.
-  images = image_reads.read_images(
-      task.archive, ((name, offset, size) for name, offset, size, _ in task.examples())
-  )
-  for (name, _, _, label), data in zip(task.examples(), images):
+  order, read by its reader; images the fixer skips are left out."""
+  for name, data, label in task.examples():
     fixed = fixer(name, data)
     if fixed is not None:
       yield name, fixed, label
@@ -148,7 +142,7 @@ class ShardWriter:
   def _write_new_shard(self, task: plan.ShardTask, name: str, key: str) -> ShardResult:
     """Writes the shard of `task` into the kept-shards folder as `name`."""
     path = os.fspath(self._kept.partial_path(name))
-    fixer = image_fixes.ImageFixer(task.archive, self._skip_bad_images)
+    fixer = image_fixes.ImageFixer.of(task.reader, self._skip_bad_images)
     count = 0
 
     def records() -> Iterator[tuple[str, bytes]]:

@@ -32,7 +32,7 @@ from etils import epath
 
 from imagenet2012_local.gate import disk_space
 from imagenet2012_local import errors
-from imagenet2012_local import paths
+from imagenet2012_local.sources import storage
 
 LOCK_SUFFIX = '.lock'
 
@@ -60,7 +60,7 @@ def claimed(folder: epath.PathLike, given: epath.PathLike, flag: str) -> Iterato
     disk_space.DiskSpaceError: not even the lock file fits.
     BuildInProgressError: another build holds `folder`.
   """
-  if not paths.is_local(folder):
+  if not storage.is_local(folder):
     yield
     return
   folder = Path(folder)

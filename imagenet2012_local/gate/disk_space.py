@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from etils import epath
 
 from imagenet2012_local import errors
-from imagenet2012_local import paths
+from imagenet2012_local.sources import storage
 
 # Free space wanted beyond the archives' size: re-encoded images and TFRecord
 # framing make the output a little bigger than the input.
@@ -40,7 +40,7 @@ def check_free_space(
   Raises:
     DiskSpaceError: too little free space.
   """
-  if not paths.is_local(data_dir):
+  if not storage.is_local(data_dir):
     return
   kept = _kept_bytes(kept_folder)
   needed = max(int(archive_bytes * (1 + _MARGIN_FRACTION)) - kept, 0) + _MARGIN_BYTES

@@ -53,7 +53,7 @@ def check_manual_dir(
   if builder.data_path.exists() and not mode.overwrite_dataset:
     _check_no_split_added(builder.data_path, builder.info.splits.keys(), manual_dir)
   else:
-    split_sources.present_archives(manual_dir)
+    split_sources.find_inputs(manual_dir)
 
 
 def _manual_dir(
@@ -74,15 +74,20 @@ def _manual_dir(
 def _check_no_split_added(
     data_path: epath.Path, built: Collection[str], manual_dir: epath.Path
 ) -> None:
-  added = [
-      archive
-      for archive in archive_facts.ARCHIVES
-      if archive.split not in built and (manual_dir / archive.file_name).is_file()
-  ]
+  try:
+    found = split_sources.find_inputs(manual_dir)
+  except errors.Imagenet2012LocalError:
+    return  # Nothing to add: the prepared dataset is reused as it is.
+  added = [split for split in found.splits if split not in built]
   if added:
+    inputs = (
+        [f'{found.folders.splits[s].folder}/' for s in added]
+        if found.folders
+        else [archive_facts.BY_SPLIT[s].file_name for s in added]
+    )
     raise SplitNotBuiltError(errors.two_lines(
-        f'{data_path} has no {" or ".join(a.split for a in added)} split, but'
-        f' {manual_dir} now holds {", ".join(a.file_name for a in added)}',
+        f'{data_path} has no {" or ".join(added)} split, but'
+        f' {manual_dir} now holds {", ".join(inputs)}',
         'To build it, rerun with --overwrite (in Python: DownloadConfig('
         'download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)),'
         ' which rebuilds every split; to keep the dataset as it is, move that'

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from etils import epath
 
 from imagenet2012_local import errors
-from imagenet2012_local import paths
+from imagenet2012_local.sources import storage
 
 # The names image-net.org gives its archives (the split tars, the devkit, the
 # bounding boxes), renamed copies such as `ILSVRC2012_img_val (1).tar` too.
@@ -87,7 +87,7 @@ def delete(folder: epath.PathLike, inputs: Iterable[epath.PathLike]) -> None:
 def _resolved(path: epath.PathLike) -> epath.Path:
   """Local paths absolute with every symlink resolved (`epath`'s `resolve`
   leaves symlinks); gs:// and such as given."""
-  if paths.is_local(path):
+  if storage.is_local(path):
     return epath.Path(os.path.realpath(os.path.expanduser(path)))
   return epath.Path(path)
 
@@ -98,7 +98,7 @@ def _archive_inside(path: epath.Path) -> str | None:
   Symlinks are not followed: deleting a folder deletes a link, not what it
   points to. Cloud folders are not listed (a request per folder).
   """
-  if not paths.is_local(path):
+  if not storage.is_local(path):
     return None
   if path.is_file():
     return os.fspath(path) if _is_archive_name(path.name) else None

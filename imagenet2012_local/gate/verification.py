@@ -4,7 +4,7 @@ Sizes are checked before anything is read. The digest is computed while the
 build runs, not in a pass before it: by `BackgroundHasher`, a thread reading
 each archive sequentially while shards are written. A mismatch raises before
 the build publishes anything. Archives that passed are remembered by path
-and `paths.file_identity` (device, inode, size, modification and change
+and `storage.file_identity` (device, inode, size, modification and change
 times), so a rebuild of the very same bytes does not hash them again; the
 metadata records them as verified either way, so that two builds' metadata
 are the same bytes, and the log says the check was remembered.
@@ -34,6 +34,7 @@ from imagenet2012_local import paths
 from imagenet2012_local import settings
 from imagenet2012_local.engine import state_files
 from imagenet2012_local import tfds_internals
+from imagenet2012_local.sources import storage
 
 _log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class ArchiveCheck:
 
   def __init__(self, path: str | os.PathLike[str], enabled: bool):
     self.path = paths.absolute(path)
-    self._identity = paths.file_identity(self.path)
+    self._identity = storage.file_identity(self.path)
     self.size = self._identity['bytes']
     self.algorithm = 'md5'  # Which digest `update` computes: see `_verify`.
     self._hash = hashlib.md5()
@@ -210,7 +211,7 @@ class BackgroundHasher:
 
 def _cache_file() -> Path:
   """The remembered archives: JSON, {absolute path: {"file":
-  `paths.file_identity`, "md5": the verified copy's MD5}}."""
+  `storage.file_identity`, "md5": the verified copy's MD5}}."""
   return Path(settings.cache_dir()) / 'verified_archives.json'
 
 

@@ -64,3 +64,20 @@ TEST = Archive(
 )
 ARCHIVES = (TRAIN, VALIDATION, TEST)
 BY_SPLIT = {archive.split: archive for archive in ARCHIVES}
+
+# An extracted copy: each split's images in a folder of the manual dir, named
+# as the old TPU recipe (`validation/`) or torchvision (`val/`) names it;
+# train's in one `<wnid>/` folder per class, validation's flat or (torchvision)
+# in class folders, test's flat.
+SPLIT_FOLDERS = {'train': ('train',), 'validation': ('validation', 'val'), 'test': ('test',)}
+# Kaggle's `imagenet-object-localization-challenge` copy: the split folders
+# `train`, `val`, `test` under this path, and beside `ILSVRC/` the validation
+# labels (`ImageId,PredictionString`, the wnid first) and the class list.
+KAGGLE_IMAGES = ('ILSVRC', 'Data', 'CLS-LOC')
+KAGGLE_SPLIT_FOLDERS = {'train': 'train', 'validation': 'val', 'test': 'test'}
+KAGGLE_VAL_SOLUTION = 'LOC_val_solution.csv'
+KAGGLE_SYNSETS = 'LOC_synset_mapping.txt'
+# The images and classes of the official archives, which a folder is
+# counted against (it has no digest to check).
+IMAGES_PER_SPLIT = {'train': 1_281_167, 'validation': 50_000, 'test': 100_000}
+NUM_CLASSES = 1_000

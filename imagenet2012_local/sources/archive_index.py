@@ -25,9 +25,9 @@ import numpy as np
 
 from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import errors
-from imagenet2012_local import paths
 from imagenet2012_local.sources import tar_reader
 from imagenet2012_local import tfds_internals
+from imagenet2012_local.sources import storage
 
 # Inner tars whose headers are read at once: each walk is one request at a
 # time, so several walks keep a disk busy (see `image_reads`).
@@ -143,7 +143,7 @@ def index_archive(
   skipped = {} if skipped is None else skipped
   top_naming = archive_facts.CLASS_TARS if archive.nested else archive.image_names
   members, top_skipped = tar_reader.index_tar(
-      path, 0, path.stat().length, top_naming
+      path, 0, storage.size(path), top_naming
   )
   skipped.update(top_skipped)
   if not archive.nested:
@@ -190,7 +190,7 @@ def _index_parts(
     path: str, first: int, inner_tars: Sequence[Entry], image_names: archive_facts.Naming
 ) -> Iterator[tuple[ArchiveIndex, dict[str, str]]]:
   """`index_inner_tars`, each as soon as it is read."""
-  if paths.is_local(path):
+  if storage.is_local(path):
     walks = _walk_locally(epath.Path(path), inner_tars, image_names)
   else:
     walks = map_on_threads(

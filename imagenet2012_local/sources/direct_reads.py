@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from etils import epath
 
 from imagenet2012_local.gate import checksum_tables
-from imagenet2012_local import paths
+from imagenet2012_local.sources import storage
 
 PIECE = 1 << 20  # A multiple of every block size direct reads require.
 _IN_FLIGHT = 4
@@ -44,9 +44,9 @@ def pieces(
   here; stopping early stops the reads. `direct=False` reads through the
   page cache, for a read that should find (or leave) the file's pages there."""
   path = epath.Path(path)
-  fd = open_direct(path) if direct and paths.is_local(path) else None
+  fd = open_direct(path) if direct and storage.is_local(path) else None
   if fd is None:
-    with path.open('rb') as f:
+    with storage.open_read(path) as f:
       f.seek(start)
       yield from checksum_tables.chunks(f)
     return

@@ -10,7 +10,7 @@ On disk, in the cache dir (`settings.cache_dir()`), one file per archive path:
 (written to a temporary name, then renamed) holding the `ArchiveIndex`
 columns `names`, `offsets`, `sizes`, `class_ids`, `class_dirs` (and, for an
 archive indexed in order, `stored_sizes`, `heights`, `widths`), plus `key`
-(the JSON of the archive's absolute path, `paths.file_identity` and this
+(the JSON of the archive's absolute path, `storage.file_identity` and this
 format's version) and `skipped` (the JSON of {member: why} of members that are
 not images). An entry whose key differs from the archive's is not used: any
 change to the file's bytes, even with its modification time set back, changes
@@ -31,9 +31,9 @@ from etils import epath
 import numpy as np
 
 from imagenet2012_local.sources import archive_index
-from imagenet2012_local import paths
 from imagenet2012_local import settings
 from imagenet2012_local.engine import state_files
+from imagenet2012_local.sources import storage
 
 _FORMAT_VERSION = 2
 _log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def load(
 ) -> tuple[archive_index.ArchiveIndex, dict[str, str]] | None:
   """The remembered index of `archive` and its skipped members, if the file
   is unchanged since it was indexed; else None."""
-  identity = paths.file_identity(archive)
+  identity = storage.file_identity(archive)
   key = _key(archive, identity)
   path = _file(archive)
   try:
@@ -121,7 +121,7 @@ def save(
     skipped: dict[str, str],
 ) -> None:
   """Remembers the index of `archive`; a failure only logs (it is a cache)."""
-  key = _key(archive, paths.file_identity(archive))
+  key = _key(archive, storage.file_identity(archive))
   target = _file(archive)
   try:
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local import errors
 from imagenet2012_local.gate import verification
+from imagenet2012_local.sources import storage
 
 DEVKIT_NAME = archive_facts.DEVKIT
 _DEVKIT_DATA = 'ILSVRC2012_devkit_t12/data/'
@@ -143,10 +144,10 @@ def validation_labels(
     verification.ChecksumError: the devkit is not the official one.
   """
   shipped = tfds_validation_labels()
-  devkit_path = manual_dir / DEVKIT_NAME
-  if not devkit_path.exists():
+  devkit_path = storage.join(manual_dir, DEVKIT_NAME)
+  if not storage.is_file(devkit_path):
     return shipped, None
-  data = devkit_path.read_bytes()
+  data = storage.read_bytes(devkit_path)
   check = verification.ArchiveCheck(devkit_path, verify_checksums)
   if check.needs_hashing:
     check.update(data)

@@ -1,36 +1,42 @@
-"""The archives in a manual dir, checked as far as can be before reading them.
+"""What a manual dir holds, checked as far as can be before reading it.
 
-Whatever layout a build writes (`tfds_layout`, `classic_layout`), it starts
-here: which split archives are present, their sizes against the checksum
-tables and tar's block size, the free disk space, and the labels (cross-
-checked with the devkit when it is there).
+Whatever layout a build writes, it starts here: the split archives present
+(`tar_source`: sizes against the checksum tables and tar's block size) or
+else an extracted copy (`folder_layouts`, `folder_source`: listed and
+checked), the free disk space, and the labels (cross-checked with the devkit
+when it is there). Each split's input is a `source.Source`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 
 from etils import epath
-import numpy as np
 
-from imagenet2012_local.sources import archive_facts
-from imagenet2012_local.sources import archive_index
-from imagenet2012_local.gate import disk_space
 from imagenet2012_local import errors
-from imagenet2012_local.sources import in_order_index
-from imagenet2012_local.sources import index_cache
+from imagenet2012_local.gate import disk_space
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import folder_layouts
+from imagenet2012_local.sources import folder_source
 from imagenet2012_local.sources import labels
 from imagenet2012_local.sources import near_misses
-from imagenet2012_local.sources import tar_reader
-from imagenet2012_local.gate import verification
+from imagenet2012_local.sources import source
+from imagenet2012_local.sources import storage
+from imagenet2012_local.sources import tar_source
 
 
 class MissingArchivesError(errors.Imagenet2012LocalError, FileNotFoundError):
   """The manual dir holds none of the split archives."""
 
 
+# The extracted copies a build reads (`folder_layouts`), in words.
+_FOLDER_LAYOUTS = (
+    'train/<wnid>/ with validation/ or val/, flat or in class folders, and'
+    ' test/; or Kaggle\'s ILSVRC/Data/CLS-LOC/'
+)
 # How a user names the manual dir: the flag of `tfds build` and `build-classic`,
 # the argument in Python.
 _MANUAL_DIR_OPTION = (
@@ -39,61 +45,25 @@ _MANUAL_DIR_OPTION = (
 
 
 @dataclasses.dataclass(frozen=True)
-class SplitSource:
-  """One split's archive, its checksum gate, and how its images get labels."""
+class Sources:
+  """The splits' inputs found, in split order, and the devkit if present."""
 
-  archive: archive_facts.Archive
-  check: verification.ArchiveCheck
-  validation_labels: labels.ValidationLabels | None
-  class_names: tuple[str, ...]  # The sorted wnids: label N is class_names[N].
-
-  @property
-  def split(self) -> str:
-    return self.archive.split
-
-  @property
-  def path(self) -> str:
-    return str(self.check.path)
-
-  def index(
-      self,
-      skipped: MutableMapping[str, str],
-      map_fn: archive_index.MapFn | None = None,
-  ) -> archive_index.ArchiveIndex:
-    """The archive's index, remembered from an earlier build of the same
-    file where there was one (`index_cache`).
-
-    Args:
-      skipped: receives {member: why} for each member that is not an image.
-      map_fn: maps over groups of train's inner tars (`archive_index.index_archive`).
-    """
-    remembered = index_cache.load(self.check.path)
-    if remembered is not None:
-      index, were_skipped = remembered
-    else:
-      were_skipped = {}
-      index = in_order_index.index_and_hash(self.check, self.archive, were_skipped)
-      if index is None:
-        index = archive_index.index_archive(
-            self.check.path, self.archive, skipped=were_skipped, map_fn=map_fn
-        )
-      index_cache.save(self.check.path, index, were_skipped)
-    skipped.update(were_skipped)
-    return index
-
-  def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:
-    """The class number of each image of `index`; -1 in the test split."""
-    return labels.split_labels(
-        self.split, index, self.class_names, self.validation_labels
-    )
+  by_split: dict[str, source.Source]
+  devkit: labels.Devkit | None
 
 
 @dataclasses.dataclass(frozen=True)
-class Sources:
-  """The split archives found, in split order, and the devkit if present."""
+class Found:
+  """What a manual dir holds: the split archives, or an extracted copy."""
 
-  by_split: dict[str, SplitSource]
-  devkit: labels.Devkit | None
+  archives: list[archive_facts.Archive]
+  folders: folder_layouts.FolderInput | None
+
+  @property
+  def splits(self) -> list[str]:
+    if self.folders is not None:
+      return list(self.folders.splits)
+    return [archive.split for archive in self.archives]
 
 
 def find_sources(
@@ -102,71 +72,122 @@ def find_sources(
     output_dir: epath.PathLike,
     class_names: Sequence[str],
     kept_folder: epath.PathLike | None = None,
+    reads_in_flight: int | None = None,
 ) -> Sources:
-  """The archives present in `manual_dir`, checked before any is read.
+  """The inputs present in `manual_dir`, checked before any image is read.
 
   Prints `building_line` first: the one line that says, at the start of
-  every build, which splits it builds and which archives it did not find.
+  every build, which splits it builds from what, and what it did not find.
+
+  Args:
+    manual_dir: the folder (path or URL) of the archives or extracted copy.
+    verify_checksums: the archives' checksum gate.
+    output_dir: where the build writes, for the free-space check.
+    class_names: the sorted wnids.
+    kept_folder: the shards an interrupted build kept there count as written.
+    reads_in_flight: the setting; None: what suits where the input lies.
 
   Raises:
-    MissingArchivesError: no split archive is there (`no_archives_error`).
+    MissingArchivesError: no split archive or extracted copy is there.
+    folder_layouts.FolderLayoutError: two copies are there, or a folder
+      holds files that are not its split's images.
     verification.ChecksumError: an archive has a size no known copy has.
     tar_reader.ArchiveError: an archive is not a whole number of tar blocks.
-    disk_space.DiskSpaceError: `output_dir` has too little free space (the
-      shards an interrupted build kept in `kept_folder` count as written).
-    labels.LabelError: the devkit disagrees with the shipped labels.
+    disk_space.DiskSpaceError: `output_dir` has too little free space.
+    labels.LabelError: the devkit or the copy's labels disagree with the
+      shipped labels.
   """
-  manual_dir = epath.Path(manual_dir)
-  present = present_archives(manual_dir)
-  print(building_line(manual_dir, present), file=sys.stderr, flush=True)
-  checks = {
-      archive.split: verification.ArchiveCheck(
-          manual_dir / archive.file_name, verify_checksums
-      )
-      for archive in present
-  }
-  for check in checks.values():
-    tar_reader.check_tar_size(check.path, check.size)
-  disk_space.check_free_space(
-      output_dir, sum(check.size for check in checks.values()), kept_folder
-  )
+  manual_dir = os.fspath(manual_dir)
+  found = find_inputs(manual_dir)
+  print(building_line(manual_dir, found), file=sys.stderr, flush=True)
+  class_names = tuple(class_names)
   validation_labels, devkit = None, None
-  if archive_facts.VALIDATION in present:
-    validation_labels, devkit = labels.validation_labels(
-        manual_dir, verify_checksums
+  if archive_facts.VALIDATION.split in found.splits:
+    validation_labels, devkit = labels.validation_labels(manual_dir, verify_checksums)
+  if found.folders is None:
+    by_split = tar_source.tar_sources(
+        manual_dir, found.archives, verify_checksums, validation_labels,
+        class_names, reads_in_flight,
     )
-  return Sources(
-      by_split={
-          archive.split: SplitSource(
-              archive, checks[archive.split], validation_labels, tuple(class_names)
-          )
-          for archive in present
-      },
-      devkit=devkit,
+  else:
+    by_split = _folder_sources(
+        found.folders, validation_labels, class_names, reads_in_flight
+    )
+  disk_space.check_free_space(
+      output_dir, sum(s.check.size for s in by_split.values()), kept_folder
   )
+  return Sources(by_split=by_split, devkit=devkit)
 
 
-def present_archives(manual_dir: epath.Path) -> list[archive_facts.Archive]:
-  """The split archives in `manual_dir`, in split order.
+def _folder_sources(
+    folders: folder_layouts.FolderInput,
+    validation_labels: labels.ValidationLabels | None,
+    class_names: tuple[str, ...],
+    reads_in_flight: int | None,
+) -> dict[str, source.Source]:
+  """A `folder_source.FolderSource` per split of an extracted copy."""
+  folder_source.check_synsets(folders.synsets, class_names)
+  given = folder_source.kaggle_labels(folders.val_solution)
+  return {
+      split: folder_source.FolderSource(
+          split_folder, folders.layout, class_names,
+          validation_labels if split == archive_facts.VALIDATION.split else None,
+          given if split == archive_facts.VALIDATION.split else None,
+          storage.reads_in_flight(folders.root, reads_in_flight),
+      )
+      for split, split_folder in folders.splits.items()
+  }
+
+
+def find_inputs(manual_dir: epath.PathLike) -> Found:
+  """The split archives in `manual_dir`, in split order, or its extracted copy.
 
   Raises:
     MissingArchivesError: there are none (`no_archives_error`).
+    folder_layouts.FolderLayoutError: two copies are there.
   """
-  present = [
+  manual_dir = os.fspath(manual_dir)
+  archives = [
       archive
       for archive in archive_facts.ARCHIVES
-      if (manual_dir / archive.file_name).is_file()
+      if storage.is_file(storage.join(manual_dir, archive.file_name))
   ]
-  if not present:
+  folders = None
+  if storage.is_dir(manual_dir):
+    folders = folder_layouts.find_folder_input(
+        manual_dir, [archive.file_name for archive in archives]
+    )
+  if not archives and (folders is None or not folders.splits):
     raise no_archives_error(manual_dir)
-  return present
+  return Found(archives, folders)
 
 
-def building_line(
+def building_line(manual_dir: str, found: Found) -> str:
+  """One line: the splits built from what, what was not found (with what
+  looks like it), and how to add a split later."""
+  if found.folders is not None:
+    return _folders_line(manual_dir, found.folders)
+  return _archives_line(epath.Path(manual_dir), found.archives)
+
+
+def _folders_line(manual_dir: str, folders: folder_layouts.FolderInput) -> str:
+  built = ', '.join(
+      f'{split} from {f.folder.removeprefix(manual_dir).lstrip("/")}/'
+      for split, f in folders.splits.items()
+  )
+  line = f'Building {built} in {manual_dir} ({folders.layout})'
+  absent = [s for s in archive_facts.BY_SPLIT if s not in folders.splits]
+  if not absent:
+    return f'{line}.'
+  return (
+      f'{line}; no folder of {", ".join(absent)}; to add a split later, put its'
+      ' folder there and rerun with --overwrite.'
+  )
+
+
+def _archives_line(
     manual_dir: epath.Path, present: Sequence[archive_facts.Archive]
 ) -> str:
-  """One line: the splits built from which archives, the archives not found
-  (with what looks like them), and how to add a split later."""
   built = ', '.join(f'{a.split} from {a.file_name}' for a in present)
   absent = [
       _absent(manual_dir, archive)
@@ -195,7 +216,9 @@ def _absent(manual_dir: epath.Path, archive: archive_facts.Archive) -> str:
 def no_archives_error(manual_dir: epath.PathLike) -> MissingArchivesError:
   """The error for a manual dir without any split archive: what is there
   instead (nothing, a file, a renamed or unfinished download, extracted
-  images, other files), and what to do."""
+  images in no layout a build reads, other files), and what to do."""
+  if storage.is_remote(manual_dir):
+    return _nothing_at(os.fspath(manual_dir))
   manual_dir = epath.Path(manual_dir)
   names = ', '.join(archive.file_name for archive in archive_facts.ARCHIVES)
   download = (
@@ -226,11 +249,12 @@ def no_archives_error(manual_dir: epath.PathLike) -> MissingArchivesError:
   extracted = near_misses.extracted_images(manual_dir)
   if extracted:
     return MissingArchivesError(errors.two_lines(
-        f'{manual_dir} holds extracted images ({extracted}), not the ImageNet'
-        f' 2012 archives: expected {names} (any of them)',
-        'The build reads the archives as downloaded, without extracting them:'
-        ' put them in a folder (the extracted copy is not needed) and pass it'
-        f' as {_MANUAL_DIR_OPTION}.',
+        f'{manual_dir} holds extracted images ({extracted}), but neither the'
+        f' ImageNet 2012 archives ({names}) nor an extracted copy in a layout'
+        f' the build reads ({_FOLDER_LAYOUTS})',
+        'Arrange the images as one of those layouts (see docs/inputs.md), or'
+        ' put the archives in a folder of their own and pass it as'
+        f' {_MANUAL_DIR_OPTION}.',
     ))
   held = sorted(path.name for path in manual_dir.iterdir())
   holds = (
@@ -242,4 +266,19 @@ def no_archives_error(manual_dir: epath.PathLike) -> MissingArchivesError:
       f'No ImageNet 2012 archive in {manual_dir}: expected {names} (any of'
       f' them){holds}',
       download,
+  ))
+
+
+def _nothing_at(url: str) -> MissingArchivesError:
+  """`no_archives_error` for a manual dir in object storage."""
+  held = [name for name, _ in storage.list_dir(url)] if storage.is_dir(url) else []
+  holds = (
+      f'; it holds {", ".join(held[:3])}{" ..." if len(held) > 3 else ""}'
+      if held
+      else '; nothing is stored under it'
+  )
+  return MissingArchivesError(errors.two_lines(
+      f'No ImageNet 2012 archive or extracted copy at {url}{holds}',
+      'Upload the archives (or an extracted copy: see docs/inputs.md) there,'
+      f' or pass the URL that holds them as {_MANUAL_DIR_OPTION}.',
   ))

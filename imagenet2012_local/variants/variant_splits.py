@@ -13,14 +13,16 @@ from imagenet2012_local.sources import archive_facts
 from imagenet2012_local import errors
 from imagenet2012_local.sources import split_sources
 from imagenet2012_local import tfds_internals
+from imagenet2012_local.sources import source as source_lib
+from imagenet2012_local.sources import storage
 
 
 def of_variant(
-    sources: Mapping[str, split_sources.SplitSource],
+    sources: Mapping[str, source_lib.Source],
     splits: Sequence[str],
     variant: str,
     manual_dir: str,
-) -> dict[str, split_sources.SplitSource]:
+) -> dict[str, source_lib.Source]:
   """The `sources` of `splits`, in that order.
 
   Raises:
@@ -30,7 +32,7 @@ def of_variant(
   chosen = {split: sources[split] for split in splits if split in sources}
   if not chosen:
     names = ' and '.join(archive_facts.BY_SPLIT[split].file_name for split in splits)
-    found = ', '.join(source.archive.file_name for source in sources.values())
+    found = ', '.join(storage.name_of(source.name) for source in sources.values())
     raise split_sources.MissingArchivesError(errors.two_lines(
         f'{variant} is built from {names}, and {manual_dir} holds only {found}',
         f'Download {names} from {archive_facts.DOWNLOAD_PAGE} (free'
@@ -46,7 +48,7 @@ class VariantSplits:
 
   VARIANT_SPLITS: tuple[str, ...] = ()
 
-  def _split_sources(self, dl_manager) -> dict[str, split_sources.SplitSource]:
+  def _split_sources(self, dl_manager) -> dict[str, source_lib.Source]:
     config = self.builder_config
     return of_variant(
         super()._split_sources(dl_manager),
