@@ -18,6 +18,7 @@ and test in file-name order (`plan.plan_classic`).
 
 from __future__ import annotations
 
+import os
 import argparse
 import contextlib
 import dataclasses
@@ -114,7 +115,7 @@ def add_arguments(
 
 
 def build(
-    manual_dir: Path,
+    manual_dir: str | os.PathLike[str],
     output_dir: Path,
     num_shards: Mapping[str, int],
     make_layout: LayoutFactory,

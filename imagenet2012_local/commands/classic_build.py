@@ -10,6 +10,7 @@ resume and atomic publish are `archive_build`'s, shared with `build-wds`.
 
 from __future__ import annotations
 
+import os
 import argparse
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Runs `build-classic` with parsed flags; returns the exit status."""
   built = build(
-      manual_dir=Path(args.manual_dir),
+      manual_dir=args.manual_dir,
       output_dir=Path(args.output_dir),
       num_shards=cli.classic_shard_counts(args),
       dali_index=args.dali_index,
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build(
-    manual_dir: Path,
+    manual_dir: str | os.PathLike[str],
     output_dir: Path,
     num_shards: Mapping[str, int] | None = None,
     dali_index: bool = False,

@@ -9,6 +9,7 @@ atomic publish as `build-classic` (`archive_build`).
 
 from __future__ import annotations
 
+import os
 import argparse
 import dataclasses
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Runs `build-wds` with parsed flags; returns the exit status."""
   built = build(
-      manual_dir=Path(args.manual_dir),
+      manual_dir=args.manual_dir,
       output_dir=Path(args.output_dir),
       num_shards=cli.shard_counts(args, wds_layout.DEFAULT_SHARDS),
       overwrite=args.overwrite,
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build(
-    manual_dir: Path,
+    manual_dir: str | os.PathLike[str],
     output_dir: Path,
     num_shards: Mapping[str, int] | None = None,
     overwrite: bool = False,

@@ -16,6 +16,7 @@ import re
 from etils import epath
 
 from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import storage
 
 # Suffixes that browsers and download managers give a download in progress.
 _UNFINISHED = ('.part', '.crdownload', '.download', '.partial', '.tmp', '.aria2')
@@ -99,7 +100,11 @@ def _extracted(path: epath.Path) -> epath.Path | None:
 
 
 def _entries(folder: epath.Path) -> list[epath.Path]:
-  """Up to `_LOOK_AT` entries of `folder`, in the order the OS lists them."""
+  """Up to `_LOOK_AT` entries of `folder`, in the order the OS lists them;
+  none in object storage, where a renamed upload is rare and each folder
+  looked into would cost a listing request."""
+  if storage.is_remote(folder):
+    return []
   try:
     return list(itertools.islice(folder.iterdir(), _LOOK_AT))
   except OSError:  # Not a folder, or not readable: nothing to recognise.
