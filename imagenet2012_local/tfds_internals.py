@@ -8,7 +8,7 @@ on, so a TFDS upgrade that changes one fails there, loudly, in one place
 
 TFDS is imported by the functions that use it, not by this module: worker
 processes (`worker_pool`) import modules that use this one but call none of
-it, and TFDS would cost each ~16 MB of memory.
+it, and TFDS's import would add to each one's memory.
 """
 
 from __future__ import annotations

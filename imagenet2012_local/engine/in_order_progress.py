@@ -29,8 +29,9 @@ from etils import epath
 from imagenet2012_local.engine import block_writes
 from imagenet2012_local.engine import state_files
 
-# A kill loses at most this much written work; each checkpoint's sync takes
-# ~1 s a GB on a slow disk, so this costs well under 1 % of the writing.
+# A kill loses at most this much written work; a checkpoint waits for one
+# `sync` of writes the build makes anyway, ~145 times for full ImageNet's
+# ~145 GB of shards.
 CHECKPOINT_BYTES = 1 << 30
 _FILE = 'in-order.json'
 

@@ -1,7 +1,7 @@
 """Resuming an interrupted build: finished shards are kept, checked and reused.
 
 A full build writes ~1,200 shards over many minutes; a killed process, a
-preempted VM or a full disk used to throw them all away. Shards are written
+preempted VM or a full disk would throw them all away. Shards are written
 into a kept-shards folder instead, beside the dataset's version folder, and
 linked into the build's output only once every shard is written and every
 digest checked. A rerun of the same build reuses what it finds there.
@@ -107,8 +107,8 @@ class KeptShards:
         or on its `worker_pool`), which calls `add_finished` for each and
         `record_finished` before it ends. A batch is flushed on a thread of
         its own, so the build goes on handing out shards meanwhile: done in
-        the build's thread, each `sync` (~1 s a GB) left every worker idle
-        once it had finished its shard.
+        the build's thread, each `sync` would leave every worker idle once
+        it finished its shard.
     """
     self.folder = epath.Path(folder)
     self._flush_in_batches = flush_in_batches

@@ -1,27 +1,25 @@
 """Worker processes on this machine for a build without Beam.
 
 One process keeps one core busy with Python and system calls while the disk
-could take more: a cold 8 GB build on 2 cores wrote its shards in 19.4 s in
-one process and in 13.5 s with two workers; full ImageNet's image count,
-warm, in 50.7 s and 28.6 s. So a build hands its units of work (groups of
-inner tars to index, shards to write) to `WorkerPool`, whose `map` has
-builtin `map`'s signature and returns results in item order: the output is
-the same, byte for byte, with any number of workers. A worker is started
+could take more (docs/performance.md). So a build hands its units of work
+(groups of inner tars to index, shards to write) to `WorkerPool`, whose
+`map` has builtin `map`'s signature and returns results in item order: the
+output is the same, byte for byte, with any number of workers. A worker is started
 only when an item waits for it, so a pool never runs more processes than
 items were ever in progress at once.
 
 The workers are plain Python processes running `work`, not
 `multiprocessing`'s: those import the launching program's main module again,
-and under the `tfds` CLI that imports TensorFlow (~6 s and ~700 MB per
-worker); these import only the modules of this package their work needs,
-neither the builder nor TFDS (~0.5 s, ~42 MB).
+and under the `tfds` CLI that imports TensorFlow, hundreds of MB in every
+worker; these import only the modules of this package their work needs,
+neither the builder nor TFDS.
 
 Protocol, over two pipes per worker with `multiprocessing.connection`'s
 framing (pickles): the build sends `(function, item)`, or `(None, item)` for
 the function it sent that worker last (a function is pickled with its
 object: a shard writer holds every shard's name and key, ~100 bytes a shard,
-so sending it with each of the classic layout's 1,152 shards cost 1.5 s of
-pickling); the worker answers `(True, result)` or `(False, exception, its
+so sending it with each of the classic layout's 1,152 shards would pickle
+~130 MB); the worker answers `(True, result)` or `(False, exception, its
 traceback as text)`. A worker exits when its pipe closes, is killed when the
 build's process dies (PR_SET_PDEATHSIG, Linux), and ignores Ctrl-C: the
 build's process stops it, letting it finish the item it holds, so nothing is
@@ -48,14 +46,15 @@ _T = TypeVar('_T')
 _R = TypeVar('_R')
 _PR_SET_PDEATHSIG = 1  # From <sys/prctl.h>.
 # How long a stopping worker may take to finish its item (a full ImageNet
-# shard takes ~1 s) before it is killed.
+# shard is ~140 MB: seconds of reading, even from a slow disk) before it is
+# killed.
 _STOP_SECONDS = 120
 _PACKAGE = __name__.partition('.')[0]
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PACKAGE_ROOT = os.path.dirname(_PACKAGE_DIR)
 # What a worker process runs. The top package is entered without running its
-# `__init__`, which defines the TFDS builder, of no use to a worker (with
-# the builder a worker took 71 MB; `python -m` of this module would also
+# `__init__`, which defines the TFDS builder, of no use to a worker (and
+# TFDS's import in every worker; `python -m` of this module would also
 # import it twice).
 _WORKER_CODE = (
     'import sys, types;'
@@ -130,8 +129,8 @@ class WorkerPool:
 
   def __init__(self, workers: int):
     """A pool of up to `workers` processes, each started when an item waits
-    for it (a process starts in ~0.1 s; the modules its work needs are
-    imported with its first item in any case)."""
+    for it (a start is a new Python's start-up; the modules its work needs
+    are imported with its first item in any case)."""
     self._size = workers
     self._workers: list[_Worker] = []
     self._closed = False
@@ -170,7 +169,7 @@ class WorkerPool:
         to_send = list(itertools.islice(pending, len(idle) + self._size - self.started))
         # Started before any is sent an item: a send waits for its worker to
         # read it when `fn` outgrows the pipe (a shard writer: ~100 bytes a
-        # shard), and the ~0.1 s starts would add up one after another.
+        # shard), and the starts would add up one after another.
         idle += [self._start_worker() for _ in range(len(to_send) - len(idle))]
         for index, item in to_send:
           worker = idle.pop()

@@ -1,9 +1,9 @@
 """A build's claim on its output: a folder it can write, and no other build in it.
 
-Two builds into one output used to meet only at the end, where the loser's
-publish failed on a folder the winner had renamed (`FileNotFoundError`),
-after both had written the same kept shards; and an output on a read-only
-file system failed inside a staging folder the user never named. So a build
+Unclaimed, two builds into one output would meet only at the end, where the
+loser's publish fails on a folder the winner renamed (`FileNotFoundError`),
+after both wrote the same kept shards; and an output on a read-only file
+system would fail inside a staging folder the user never named. So a build
 claims its output folder before it reads any archive (`claimed`):
 
 1. the nearest existing folder on the way to it must take a new file (an

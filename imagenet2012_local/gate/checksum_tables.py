@@ -28,12 +28,11 @@ from imagenet2012_local import settings
 
 _TABLES_PACKAGE = 'imagenet2012_local.checksums'
 # The digest's reads: a thread reads the next pieces while the caller hashes
-# this one, so a digest takes max(read, hash), not their sum: 8.12 GB, cold,
-# in a 3.5 GB memory cgroup, alone: 9-11 s reading and hashing in turn, 6.4-6.6 s
-# so; SHA-256 alone is ~4.7 s of one core here. Reads and hashes of 1 MiB
-# release the GIL; 8 pieces ahead hold 8 MiB. Files without `readinto`
-# (tf.io.gfile's, for cloud storage) are read 8 MiB a request, since each
-# request costs a round trip of milliseconds.
+# this one, so a digest takes max(read, hash), not their sum (a cold disk and
+# SHA-256 on one core take the same order of time a GB: docs/performance.md).
+# Reads and hashes of 1 MiB release the GIL; 8 pieces ahead hold 8 MiB.
+# Files without `readinto` (tf.io.gfile's, for cloud storage) are read 8 MiB
+# a request, since each request costs a round trip of milliseconds.
 READ_PIECE = 1 << 20
 CLOUD_READ_PIECE = 8 << 20
 PIECES_AHEAD = 8

@@ -1,8 +1,8 @@
 """tf.train.Examples written and read straight in the protobuf wire format.
 
 TFDS's generic route (FeaturesDict.encode_example, a tf.train.Example proto,
-SerializeToString) costs about 185 µs per example in Python, the largest
-per-example cost of a build; building the export's protos cost 70-180 µs.
+SerializeToString) is the largest per-example cost of a build in Python,
+and building the export's protos costs as much (docs/performance.md).
 Our Examples hold only one-value bytes and int64 features, so their wire
 format is written directly, with the image copied once. The bytes are exactly
 those of protobuf's deterministic (key-sorted map) serialization, and tests
@@ -100,9 +100,8 @@ def serialize_features(features: Mapping[str, bytes | int | tuple[int, ...]]) ->
 
   The bytes are those of `SerializeToString(deterministic=True)`: map entries
   in key order. Each value is copied once, by the final join; what surrounds
-  it is computed from its length, and int features are cached whole: an
-  upstream-style example of a 2 KB image takes ~4 µs (field by field: ~7), a
-  classic-layout one ~10 µs (~19).
+  it is computed from its length, and int features are cached whole (a label
+  takes one of 1,000 values), not written field by field for each example.
   """
   parts = _parts(features)
   return b''.join([_header(_FIELD_1, sum(map(len, parts))), *parts])
@@ -141,8 +140,9 @@ def _parts(features: Mapping[str, object]) -> list[bytes | ByteCount]:
 def parse(record: bytes) -> dict[str, list[bytes] | list[int]]:
   """The bytes and int64 features of a serialized tf.train.Example.
 
-  Reads the wire format directly, so exporting needs no TensorFlow (~5 s to
-  import). Packed and unpacked int64 lists are both accepted, as protobuf does.
+  Reads the wire format directly, so exporting needs no TensorFlow, whose
+  import costs seconds. Packed and unpacked int64 lists are both accepted,
+  as protobuf does.
 
   Raises:
     ValueError: `record` is not an Example, or holds a float feature.

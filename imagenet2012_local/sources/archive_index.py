@@ -2,8 +2,8 @@
 
 The index is read from tar headers alone (`tar_reader`), so shards can be
 written in any order by reading images by offset. Full ImageNet has 1,331,167
-images: as one Python object each (a name, a wnid, two ints) the index took
-~300 bytes per image, ~0.4 GB; as numpy columns it takes ~40 (names as
+images: as one Python object each (a name, a wnid, two ints) the index would
+take ~300 bytes per image, ~0.4 GB; as numpy columns it takes ~40 (names as
 fixed-width bytes, offsets and sizes as int64, a class number as int16), so a
 full build stays under 1 GB of memory.
 """
@@ -208,8 +208,8 @@ def _walk_locally(
   of them at once on this thread: each walk's next header is asked of the
   kernel (`posix_fadvise(WILLNEED)` starts the read and returns) a round
   before it is read. So many reads are in flight, as with threads, without
-  a GIL hand-off per 512-byte header (threads: 20 s for full ImageNet's
-  headers in the page cache; this: ~12 s)."""
+  a GIL hand-off per 512-byte header (1.33 M of them for full ImageNet,
+  each parsed in microseconds)."""
   with open(path, 'rb', buffering=0) as lookup:
     fd = lookup.fileno()
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)

@@ -3,18 +3,18 @@
 A first, verified build reads each archive twice: in order for its digest,
 and image by image for the shards. Through the page cache, the digest's pass
 fills it with pages nobody reads again, and the copies and the reclaim cost
-CPU that the build needs. 8.12 GB, cold, in a 3.5 GB memory cgroup, SHA-256
-(1.48 GB/s on one core here): 10.2-10.3 s through the page cache, one read
-at a time (`checksum_tables.chunks`); 7.2-7.7 s with direct reads, four at a
-time. In gate-on builds, with the digest started after indexing
-(`run.write_all`): 20.0 s against 21.5 s, and ~5 s less system CPU.
+CPU that the build needs (on a few cores a verified build is close to
+CPU-bound: docs/performance.md). Direct reads go around the page cache: no
+copy out of it, no reclaim; four at a time keep more of the disk's queue
+busy than one (`checksum_tables.chunks`). The digest starts after indexing
+(`run.write_all`), beside the writing.
 
 So a local archive is read with `O_DIRECT`, `_IN_FLIGHT` pieces at a time,
 each on a thread (`os.preadv` releases the GIL), handed out in order. Where
 the file system refuses direct reads (tmpfs, some network file systems) or
 the archive is not local, `checksum_tables.chunks` reads it. An archive
 already in the page cache is read from the disk all the same, beside the
-writing (at ImageNet's image count, warm: the gate costs 3.6 s of 41.5).
+writing: that costs disk time, not the CPU the writing needs.
 """
 
 from __future__ import annotations

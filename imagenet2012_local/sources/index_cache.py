@@ -1,9 +1,10 @@
 """Archive indexes remembered between builds of the same archives.
 
-Indexing reads one 512-byte header per image at a random offset: a disk that
-serves ~18,000 such reads a second (this project's test machine) needs ~70 s
-for train's 1.28 M headers, on every build. A rebuild or a resumed build of
-the same archive file reads the index back instead (~50 MB, under a second).
+Indexing reads one 512-byte header per image at a random offset: even a disk
+that serves ~18,000 such reads a second needs ~70 s for train's 1.28 M
+headers, on every build, and a standard cloud disk (~375 a second) an hour.
+A rebuild or a resumed build of the same archive file reads the index back
+instead (~50 MB, under a second).
 
 On disk, in the cache dir (`settings.cache_dir()`), one file per archive path:
 `index-<first 16 hex digits of the SHA-256 of the path>.npz`, a numpy `.npz`

@@ -1,9 +1,10 @@
 """What one 512-byte tar header says about its member.
 
 `tar_reader` reads the headers of plain tars itself, because Python's tarfile
-costs three times as much per header. A header is one 512-byte block before
-the member's data; these are the byte ranges of it read here (the others, such
-as mode, owner and times, are not needed):
+decodes every field of each header into a `TarInfo` where the index needs a
+name and a size, 1.3 M times for ImageNet. A header is one 512-byte block
+before the member's data; these are the byte ranges of it read here (the
+others, such as mode, owner and times, are not needed):
 
 - `[0, 100)` name: ASCII, padded with NUL bytes when shorter than 100.
 - `[124, 136)` size of the data in bytes: octal digits, ended by a NUL or a
