@@ -13,6 +13,7 @@ from imagenet2012_local.sources import archive_index
 from imagenet2012_local.sources import image_reads
 from imagenet2012_local.sources import tar_headers
 from imagenet2012_local.sources import tar_reader
+from imagenet2012_local.sources import tarfile_members
 from tests.helpers import DUMMY_DIR, TRAIN_TAR, VAL_TAR, tar_images
 
 _IMAGES = [
@@ -46,7 +47,7 @@ def _without_tarfile(monkeypatch) -> None:
   def refuse(*args, **kwargs):
     raise AssertionError('tarfile was used')
 
-  monkeypatch.setattr(tar_reader.tarfile, 'open', refuse)
+  monkeypatch.setattr(tarfile_members.tarfile, 'open', refuse)
 
 
 @pytest.mark.parametrize(
