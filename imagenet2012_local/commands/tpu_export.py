@@ -11,16 +11,9 @@ Python (`tfrecords`, `example_encoding`), without TensorFlow, whose import
 alone would take longer than exporting a few GB.
 
 Memory stays bounded by a few hundred MB whatever the split size, and at most
-one output shard is open at a time (plus the sort's bucket files):
-
-- train is streamed in one pass. The prepared split is already a global
-  deterministic shuffle, so it is read with its shard order permuted by the
-  seed and passed through a seeded shuffle buffer of `_SHUFFLE_BUFFER` records:
-  the same seed and dataset give the same files, another seed another order.
-- validation (and test) are sorted by file name across shards, as the old
-  script wrote them, through temporary bucket files (`external_sort`) in
-  `<split>.buckets` inside the staging folder: as much temporary disk as the
-  split (6.4 GB for validation).
+one output shard is open at a time (plus the sort's bucket files, in
+`<split>.buckets` inside the staging folder): train goes out shuffled by the
+seed, validation and test sorted by file name (`tpu_export_order`).
 
 Everything is written into a staging folder renamed to the output folder only
 once all of it is written (`publish`), so an interrupted export never leaves a
@@ -32,27 +25,22 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 import tqdm
 
-from imagenet2012_local.gate import build_lock
-from imagenet2012_local.layouts import classic_layout
-from imagenet2012_local.commands import cli
-from imagenet2012_local.gate import disk_space
 from imagenet2012_local import errors
-from imagenet2012_local.layouts import example_encoding
+from imagenet2012_local.commands import cli
+from imagenet2012_local.commands import tpu_export_order
 from imagenet2012_local.engine import external_sort
 from imagenet2012_local.engine import publish
-from imagenet2012_local.layouts import tfrecords
+from imagenet2012_local.gate import build_lock
+from imagenet2012_local.gate import disk_space
+from imagenet2012_local.layouts import classic_layout
 
 DEFAULT_SPLITS = ('train', 'validation')
-
-# Train records held for shuffling: ~110 MB of ImageNet-sized JPEGs.
-_SHUFFLE_BUFFER = 1024
 
 _REBUILD = 'Its files changed after the build: rebuild it, then export again.'
 
@@ -202,11 +190,20 @@ def _export_split(
   total = builder.info.splits[split].num_examples
   to_record = _record_maker(builder)
   if split == 'train':
-    records = _shuffled(map(to_record, _read_split(builder, split, seed)), seed)
-  else:
-    records = _sorted_by_name(
-        builder, split, total, to_record, staging / f'{split}.buckets'
+    records = tpu_export_order.shuffled(
+        map(to_record, tpu_export_order.read_split(builder, split, seed)), seed
     )
+  else:
+    try:
+      records = tpu_export_order.sorted_by_name(
+          builder, split, total, to_record, staging / f'{split}.buckets'
+      )
+    except external_sort.ReadChangedError as e:
+      raise ExportError(errors.two_lines(
+          f'{split} in {builder.data_dir} was read in a different order twice',
+          'Make sure nothing writes the dataset during the export, then run it'
+          ' again.',
+      )) from e
   records = iter(
       tqdm.tqdm(records, total=total, desc=f'{split}: writing', unit=' images')
   )
@@ -223,22 +220,6 @@ def _export_split(
         ' metadata says',
         _REBUILD,
     ))
-
-
-def _read_split(
-    builder: tfds.core.DatasetBuilder, split: str, seed: int | None = None
-) -> Iterator[dict[str, object]]:
-  """The split's stored examples, shards in seeded order if `seed` is given.
-
-  The records are read and parsed in Python; the images stay undecoded.
-  """
-  paths = list(builder.info.splits[split].filepaths)  # In shard order.
-  if seed is not None:
-    random.Random(seed).shuffle(paths)
-  for path in paths:
-    for record in tfrecords.read(path):
-      example = example_encoding.parse(record)
-      yield {key: example[key][0] for key in ('image', 'label', 'file_name')}
 
 
 def _record_maker(
@@ -261,53 +242,3 @@ def _record_maker(
 
   return to_record
 
-
-def _shuffled(records: Iterable[bytes], seed: int) -> Iterator[bytes]:
-  """`records` streamed through a seeded shuffle buffer."""
-  rng = random.Random(seed)
-  buffer = []
-  for record in records:
-    if len(buffer) < _SHUFFLE_BUFFER:
-      buffer.append(record)
-      continue
-    i = rng.randrange(_SHUFFLE_BUFFER)
-    yield buffer[i]
-    buffer[i] = record
-  rng.shuffle(buffer)
-  yield from buffer
-
-
-def _sorted_by_name(
-    builder: tfds.core.DatasetBuilder,
-    split: str,
-    total: int,
-    to_record: Callable[[dict[str, object]], bytes],
-    bucket_dir: Path,
-) -> Iterator[bytes]:
-  """The split's records sorted by file name (`external_sort`).
-
-  Reads the split twice before returning; the iterator then reads the buckets.
-  """
-
-  def read(desc: str) -> Iterator[dict[str, object]]:
-    examples = _read_split(builder, split)
-    yield from tqdm.tqdm(examples, total=total, desc=desc, unit=' images')
-
-  names_and_sizes = (
-      (example['file_name'], len(example['image']))
-      for example in read(f'{split}: reading names')
-  )
-  named_records = (
-      (example['file_name'], to_record(example))
-      for example in read(f'{split}: bucketing')
-  )
-  try:
-    return external_sort.sorted_by_key(
-        names_and_sizes, named_records, bucket_dir
-    )
-  except external_sort.ReadChangedError as e:
-    raise ExportError(errors.two_lines(
-        f'{split} in {builder.data_dir} was read in a different order twice',
-        'Make sure nothing writes the dataset during the export, then run it'
-        ' again.',
-    )) from e
