@@ -14,13 +14,13 @@ import tensorflow_datasets as tfds
 from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.gate import build_lock
+from imagenet2012_local.engine import orchestration
 from imagenet2012_local.engine import run
 from imagenet2012_local.engine import image_fixes
 from imagenet2012_local.sources import labels
 from imagenet2012_local import paths
 from imagenet2012_local.engine import plan
 from imagenet2012_local.gate import prepare_checks
-from imagenet2012_local.gate import protected_paths
 from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
@@ -80,12 +80,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         to 0.
       **kwargs: passed to `tfds.core.GeneratorBasedBuilder`.
     """
-    self._verify_checksums = settings.verify_checksums(verify_checksums)
-    self._skip_bad_images = settings.skip_bad_images(skip_bad_images)
-    self._resume = settings.resume(resume)
-    # The folders a build reads, which it may not delete: the manual dir,
-    # once `_download_and_prepare` knows it (`protected_paths`).
-    self._inputs: list[str] = []
+    # Read once, here, and passed down: a bad value fails at once.
+    self._settings = settings.read(verify_checksums, skip_bad_images, resume)
+    # This build's settings, inputs and kept shards, once
+    # `_download_and_prepare` knows the manual dir (`orchestration`).
+    self._build: orchestration.Orchestration | None = None
     super().__init__(**kwargs)
 
   def download_and_prepare(self, *, download_config=None, **kwargs) -> None:
@@ -134,7 +133,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     examples handed to TFDS's writer one by one."""
     skipped_members = {}
     tasks = self._plan_split(source, source.index(skipped=skipped_members))
-    fixer = image_fixes.ImageFixer.of(source.reader(), self._skip_bad_images)
+    fixer = image_fixes.ImageFixer.of(source.reader(), self._settings.skip_bad_images)
     with verification.BackgroundHasher([source.check]) as hasher:
       for task in tasks:
         for name, data, label in shard_writer.fixed_examples(task, fixer):
@@ -145,14 +144,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
     start = time.monotonic()
-    self._inputs = [tfds_internals.manual_dir_as_given(dl_manager)]
-    self._refuse_to_delete_inputs()  # Before any work: nothing is lost.
+    on_beam = bool(download_config.beam_runner or download_config.beam_options)
+    # Beam hands results back only at the end: its workers record shards.
+    build = self._orchestration(dl_manager, flush_in_batches=not on_beam)
+    build.refuse_to_delete_inputs()  # Before any work: nothing is lost.
     if download_config.max_examples_per_split is not None:
       path = 'tfds-generator'
       why = 'max_examples_per_split is set: TFDS writes what it takes'
       logging.info('Build path: %s (%s).', path, why)
       super()._download_and_prepare(dl_manager, download_config)
-    elif download_config.beam_runner or download_config.beam_options:
+    elif on_beam:
       # Imported here: Beam's import cost only for builds that use it.
       from imagenet2012_local.engine import beam_generation  # pylint: disable=g-import-not-at-top
 
@@ -167,13 +168,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               download_config.beam_options,
               self.data_path / '_beam_scratch',
           ),
-          on_beam=True,
       )
     else:
       path = 'sharded'
-      workers = settings.workers()
+      workers = build.settings.workers
       logging.info('Build path: sharded (shards written by %d process(es)).', workers)
-      with run.local_map() as map_fn:
+      with orchestration.local_map(build.settings) as map_fn:
         self._generate_shards(self._split_sources(dl_manager), map_fn)
     stats = {'seconds': round(time.monotonic() - start, 3), 'path': path}
     if path == 'sharded':
@@ -184,26 +184,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self,
       sources: Mapping[str, source_lib.Source],
       map_fn: shard_writer.MapFn = map,
-      on_beam: bool = False,
   ) -> None:
     """The sharded path: shards written once each, digests computed alongside.
 
     Args:
       sources: the splits to build.
       map_fn: runs shard writing (see `run.write_all`).
-      on_beam: `map_fn` is a Beam pipeline.
     """
-    # Beam hands results back only at the end: its workers record shards.
-    kept = self._kept_shards(flush_in_batches=not on_beam)
-    if not self._resume:
-      kept.remove(self._inputs)
-    written = run.write_all(
-        sources,
-        self._plan_split,
-        self._layout(sources),
-        self._skip_bad_images,
-        kept,
-        map_fn,
+    written = self._orchestration().write(
+        sources, self._plan_split, self._layout(sources), map_fn
     )
     self.info.set_splits(tfds.core.SplitDict([
         tfds_internals.split_info(
@@ -231,49 +220,58 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """The shard files (a variant may relabel the examples: `real_builder`)."""
     return tfds_layout.TfdsLayout(self, sources)
 
-  def _kept_shards(self, **kwargs) -> resume.KeptShards:
-    """The kept-shards folder beside the version folder (TFDS builds into a
-    temporary `incomplete.*` folder that a killed build abandons)."""
+  def _orchestration(
+      self,
+      dl_manager: tfds.download.DownloadManager | None = None,
+      flush_in_batches: bool = True,
+  ) -> orchestration.Orchestration:
+    """This build's settings, manual dir and kept shards: made by
+    `_download_and_prepare` from its download manager, once per build.
+
+    The kept-shards folder lies beside the version folder (TFDS builds into
+    a temporary `incomplete.*` folder that a killed build abandons).
+
+    Raises:
+      split_sources.MissingArchivesError: TFDS refuses the manual dir.
+    """
+    if dl_manager is None and self._build is not None:
+      return self._build
     version_dir = self.data_path.parent / str(self.version)
-    return resume.KeptShards(f'{version_dir}{resume.FOLDER_SUFFIX}', **kwargs)
+    self._build = orchestration.Orchestration(
+        self._manual_dir(dl_manager),
+        self._settings,
+        resume.KeptShards(
+            f'{version_dir}{resume.FOLDER_SUFFIX}', flush_in_batches=flush_in_batches
+        ),
+        lambda: tfds_internals.stale_incomplete_dirs(version_dir),
+    )
+    return self._build
 
-  def _post_download_and_prepare_hook(self) -> None:
-    """After TFDS published the dataset: what interrupted builds left is stale."""
-    super()._post_download_and_prepare_hook()
-    self._kept_shards().remove(self._inputs)
-    for stale in tfds_internals.stale_incomplete_dirs(self.data_path):
-      protected_paths.delete(stale, self._inputs)
-
-  def _refuse_to_delete_inputs(self) -> None:
-    """Raises if a folder the build deletes (kept shards, killed builds'
-    `incomplete.*`) is, holds or is inside the manual dir (`protected_paths`)."""
-    version_dir = self.data_path.parent / str(self.version)
-    for folder in [
-        self._kept_shards().folder,
-        *tfds_internals.stale_incomplete_dirs(version_dir),
-    ]:
-      protected_paths.refuse_to_delete(folder, self._inputs)
-
-  def _split_sources(
-      self, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, source_lib.Source]:
-    """The archives present, checked before any is read (`split_sources`)."""
+  @staticmethod
+  def _manual_dir(dl_manager: tfds.download.DownloadManager) -> str | epath.Path:
+    """The manual dir, a folder TFDS checked or a URL (read by `storage`)."""
     given = tfds_internals.manual_dir_as_given(dl_manager)
+    if storage.is_remote(given):
+      return given
     try:
-      # TFDS's property checks a local folder; a URL is read by `storage`.
-      manual_dir = given if storage.is_remote(given) else epath.Path(dl_manager.manual_dir)
+      return epath.Path(dl_manager.manual_dir)
     except (AssertionError, OSError) as e:
       # TFDS's own check: a page of instructions, or NotADirectoryError for
       # a file. Ours names what the folder holds instead.
       raise split_sources.no_archives_error(given) from e
-    sources = split_sources.find_sources(
-        manual_dir,
-        self._verify_checksums,
-        self.data_dir_root,
-        labels.class_names_file().read_text().split(),
-        kept_folder=self._kept_shards().folder,
-        reads_in_flight=settings.reads_in_flight(),
-    )
+
+  def _post_download_and_prepare_hook(self) -> None:
+    """After TFDS published the dataset: what interrupted builds left is stale."""
+    super()._post_download_and_prepare_hook()
+    if self._build is not None:
+      self._build.clean_up()
+
+  def _split_sources(
+      self, dl_manager: tfds.download.DownloadManager
+  ) -> dict[str, source_lib.Source]:
+    """The inputs present, checked before any is read (`split_sources`)."""
+    build = self._build or self._orchestration(dl_manager)
+    sources = build.find_sources(self.data_dir_root)
     if sources.devkit:
       self.info.metadata['class_words'] = sources.devkit.words_by_wnid
     return sources.by_split

@@ -20,6 +20,7 @@ A number above its bound is lowered to it; `lowered()` says so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import NamedTuple
 
@@ -91,6 +92,40 @@ def _workers_number() -> _Number:
   )
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+  """What a build is asked to do, read once at its front door (the TFDS
+  builder, a command) and passed down with the work: a Beam worker on another
+  machine does not see the launcher's environment."""
+
+  verify_checksums: bool
+  skip_bad_images: bool
+  resume: bool
+  workers: int
+  reads_in_flight: int | None  # None: what suits where the input lies.
+  read_order: str
+
+
+def read(
+    verify_checksums: bool | None = None,
+    skip_bad_images: bool | None = None,
+    resume: bool | None = None,
+) -> BuildSettings:
+  """The settings: builder arguments (None: unset) over environment variables.
+
+  Raises:
+    SettingError: a variable is set to something this package cannot use.
+  """
+  return BuildSettings(
+      verify_checksums=flag(verify_checksums, VERIFY_ENV_VAR, default=True),
+      skip_bad_images=flag(skip_bad_images, SKIP_BAD_IMAGES_ENV_VAR, default=False),
+      resume=flag(resume, RESUME_ENV_VAR, default=True),
+      workers=workers(),
+      reads_in_flight=reads_in_flight(),
+      read_order=read_order(),
+  )
+
+
 def flag(argument: bool | None, env_var: str, default: bool) -> bool:
   """A yes/no setting: the builder argument wins, then $`env_var`, then `default`.
 
@@ -110,21 +145,6 @@ def flag(argument: bool | None, env_var: str, default: bool) -> bool:
       f'{env_var}={value!r} is neither on nor off',
       f'Set {env_var} to 1 (on) or 0 (off), or unset it for the default.',
   ))
-
-
-def verify_checksums(argument: bool | None = None) -> bool:
-  """Whether the checksum gate is on (default on)."""
-  return flag(argument, VERIFY_ENV_VAR, default=True)
-
-
-def skip_bad_images(argument: bool | None = None) -> bool:
-  """Whether undecodable images are left out instead of failing (default off)."""
-  return flag(argument, SKIP_BAD_IMAGES_ENV_VAR, default=False)
-
-
-def resume(argument: bool | None = None) -> bool:
-  """Whether an interrupted build's finished shards are reused (default on)."""
-  return flag(argument, RESUME_ENV_VAR, default=True)
 
 
 def extra_checksum_tables() -> list[epath.Path]:

@@ -146,11 +146,14 @@ def test_a_wrong_digest_fails_before_any_shard_is_written(tmp_path, monkeypatch)
 def test_the_setting_decides_unmeasured(tmp_path, monkeypatch, choice):
   monkeypatch.setenv(settings.READ_ORDER_ENV_VAR, choice)
   monkeypatch.setattr(disk_probe, 'measure', lambda *_: pytest.fail('measured'))
+  read_order = settings.read().read_order
   for hashing in (True, False):
-    assert disk_probe.index_in_order(tmp_path / 'any', 10**12, hashing) == (
+    assert disk_probe.index_in_order(tmp_path / 'any', 10**12, hashing, read_order) == (
         choice == 'in-order'
     )
-  assert disk_probe.write_in_order(tmp_path / 'any', 10**12) == (choice == 'in-order')
+  assert disk_probe.write_in_order(tmp_path / 'any', 10**12, read_order) == (
+      choice == 'in-order'
+  )
 
 
 def test_a_wrong_setting_is_two_lines(monkeypatch):

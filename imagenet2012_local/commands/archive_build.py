@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import argparse
-import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -28,15 +27,14 @@ from pathlib import Path
 
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.gate import build_lock
+from imagenet2012_local.engine import orchestration
 from imagenet2012_local.engine import run
 from imagenet2012_local.sources import labels
 from imagenet2012_local.engine import plan
-from imagenet2012_local.gate import protected_paths
 from imagenet2012_local.engine import publish
 from imagenet2012_local.engine import resume as resume_lib
 from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
-from imagenet2012_local.sources import split_sources
 from imagenet2012_local.sources import source as source_lib
 
 # Makes the layout that writes into the staging folder, from the sorted wnids.
@@ -153,46 +151,32 @@ def build(
     errors.Imagenet2012LocalError: what the TFDS build raises for the same
       archives (missing, damaged, wrong digest, bad labels, full disk...).
   """
-  verify_checksums = settings.verify_checksums(verify_checksums)
-  skip_bad_images = settings.skip_bad_images(skip_bad_images)
-  output_dir = output_dir.absolute()
-  inputs = [manual_dir]
-  kept = resume_lib.KeptShards(
-      f'{output_dir}{resume_lib.FOLDER_SUFFIX}', flush_in_batches=True
+  output_dir = Path(output_dir).absolute()
+  build = orchestration.Orchestration(
+      manual_dir,
+      settings.read(verify_checksums, skip_bad_images, resume),
+      resume_lib.KeptShards(
+          f'{output_dir}{resume_lib.FOLDER_SUFFIX}', flush_in_batches=True
+      ),
+      lambda: _stale_staging_dirs(output_dir),
   )
-  # Before any work: what this build may delete spares the archives.
-  publish.check_free(output_dir, overwrite, inputs)
-  for folder in [kept.folder, *_stale_staging_dirs(output_dir)]:
-    protected_paths.refuse_to_delete(folder, inputs)
-  # Before the archives are read, and held until the stale folders are gone.
+  # Before any work: what this build may delete spares the inputs.
+  publish.check_free(output_dir, overwrite, build.inputs)
+  build.refuse_to_delete_inputs()
+  # Before the inputs are read, and held until the stale folders are gone.
   with build_lock.claimed(output_dir, output_dir, '--output_dir'):
-    class_names = labels.class_names_file().read_text().split()
-    sources = split_sources.find_sources(
-        manual_dir,
-        verify_checksums,
-        _existing_ancestor(output_dir),
-        class_names,
-        kept_folder=kept.folder,
-        reads_in_flight=settings.reads_in_flight(),
-    ).by_split
+    sources = build.find_sources(_existing_ancestor(output_dir))
     planner = functools.partial(_plan, num_shards=num_shards)
-    if not settings.resume(resume):
-      kept.remove(inputs)
     with (
-        run.local_map() as map_fn,
-        publish.staged(output_dir, overwrite, inputs) as staging,
+        orchestration.local_map(build.settings) as map_fn,
+        publish.staged(output_dir, overwrite, build.inputs) as staging,
     ):
-      written = run.write_all(
-          sources, planner, make_layout(staging, class_names), skip_bad_images,
-          kept, map_fn,
+      written = build.write(
+          sources.by_split, planner, make_layout(staging, labels.class_names()), map_fn
       )
-      splits = [_split_written(source, written) for source in sources.values()]
+      splits = [_split_written(source, written) for source in sources.by_split.values()]
       finish(staging, splits)
-    kept.remove(inputs)
-    for stale in _stale_staging_dirs(output_dir):
-      # Left by killed builds; one that cannot go (another user's) is harmless.
-      with contextlib.suppress(OSError):
-        protected_paths.delete(stale, inputs)
+    build.clean_up()
   return splits
 
 

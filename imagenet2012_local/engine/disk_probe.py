@@ -30,7 +30,6 @@ import time
 from etils import epath
 
 from imagenet2012_local.sources import direct_reads
-from imagenet2012_local import settings
 from imagenet2012_local.sources import storage
 
 _log = logging.getLogger(__name__)
@@ -68,7 +67,9 @@ class DiskRates:
   sequential_bytes_per_s: float
 
 
-def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
+def index_in_order(
+    path: epath.PathLike, size: int, hashing: bool, read_order: str = 'auto'
+) -> bool:
   """Whether a first build should index the archive at `path` in one read in
   order (its headers, and its digest if `hashing`: `in_order_index`), which
   also lets it write the shards from a second read in order.
@@ -76,9 +77,9 @@ def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
   By offset, the build reads a header per image, then the images (see
   `_by_offset`), the digest's read beside them sharing the disk's rate; in
   order, it reads the archive once for the index, then writes whichever
-  way is cheaper.
+  way is cheaper. `read_order` other than 'auto' (the setting) decides instead.
   """
-  rates = _rates_or_setting(path, size)
+  rates = _rates_or_setting(path, size, read_order)
   if isinstance(rates, bool):
     return rates
   headers = size / AVERAGE_IMAGE_BYTES / rates.header_reads_per_s
@@ -91,10 +92,11 @@ def index_in_order(path: epath.PathLike, size: int, hashing: bool) -> bool:
   return in_order < by_offset
 
 
-def write_in_order(path: epath.PathLike, size: int) -> bool:
+def write_in_order(path: epath.PathLike, size: int, read_order: str = 'auto') -> bool:
   """Whether to read the images of the archive at `path` in order (one read
-  of it, in this process) rather than each at its offset."""
-  rates = _rates_or_setting(path, size)
+  of it, in this process) rather than each at its offset; `read_order` other
+  than 'auto' (the setting) decides instead."""
+  rates = _rates_or_setting(path, size, read_order)
   if isinstance(rates, bool):
     return rates
   choose = _in_order(rates, size) < _by_offset(rates, size)
@@ -118,11 +120,12 @@ def _whole(rates: DiskRates, size: int) -> float:
   return size / rates.sequential_bytes_per_s
 
 
-def _rates_or_setting(path: epath.PathLike, size: int) -> DiskRates | bool:
+def _rates_or_setting(
+    path: epath.PathLike, size: int, choice: str
+) -> DiskRates | bool:
   """The disk's rates, or the answer where they are not needed: the setting
   (not auto), cloud storage (read by many workers at once: by offset), a
   disk not measured (by offset)."""
-  choice = settings.read_order()
   if choice != 'auto':
     return choice == 'in-order'
   if not storage.is_local(path):

@@ -8,21 +8,18 @@ shard; a wrong one fails the build before anything is published.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 
 from imagenet2012_local.sources import archive_index
-from imagenet2012_local.engine import disk_probe
 from imagenet2012_local.gate import disk_space
 from imagenet2012_local.engine import in_order_writer
 from imagenet2012_local.engine import memory
 from imagenet2012_local.engine import plan
 from imagenet2012_local.engine import resume
-from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
 from imagenet2012_local.sources import source as source_lib
 from imagenet2012_local.gate import verification
@@ -141,9 +138,7 @@ def _in_order(
       on_this_machine
       and in_order_writer.usable(layout, tasks)
       and all(
-          source.readable_in_order
-          and disk_probe.write_in_order(source.name, source.check.size)
-          for source in sources.values()
+          source.write_in_order() for source in sources.values()
       )
   )
 
@@ -179,21 +174,6 @@ def tfds_planner(
 ) -> list[plan.ShardTask]:
   """The plan of a TFDS build: TFDS's shard count, seeded shuffle."""
   return plan.plan_split(source.split, source.reader(), index, source.labels)
-
-
-@contextlib.contextmanager
-def local_map() -> Iterator[shard_writer.MapFn]:
-  """What runs a build's units of work without Beam: up to
-  `settings.workers()` worker processes (`worker_pool`), or builtin `map` if
-  that is 1. Says first which settings were lowered to their bounds."""
-  for line in settings.lowered():
-    print(line, file=sys.stderr)
-  workers = settings.workers()
-  if workers == 1:
-    yield map
-    return
-  with worker_pool.WorkerPool(workers) as pool:
-    yield pool
 
 
 def _index_map(

@@ -58,8 +58,6 @@ class FolderImages:
 class FolderSource:
   """One split of an extracted copy: its folder, checks and labels."""
 
-  readable_in_order = False
-
   def __init__(
       self,
       split_folder: folder_layouts.SplitFolder,
@@ -174,6 +172,9 @@ class FolderSource:
               f'Sort {self._folder.folder} again from the official labels (or'
               ' use ILSVRC2012_img_val.tar), then rerun.',
           ))
+
+  def write_in_order(self) -> bool:
+    return False  # Each file is read whole: there is no order to read in.
 
   def reader(self) -> FolderImages:
     return FolderImages(self._folder.folder, self._reads_in_flight, self._listing)

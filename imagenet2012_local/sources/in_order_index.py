@@ -212,9 +212,11 @@ def index_and_hash(
     check: verification.ArchiveCheck,
     archive: archive_facts.Archive,
     skipped: MutableMapping[str, str],
+    read_order: str = 'auto',
 ) -> archive_index.ArchiveIndex | None:
   """The archive's index from one read in order, where the disk makes that
-  cheaper than reading headers by offset (`disk_probe`); the checksum gate's
+  cheaper than reading headers by offset (`disk_probe`, or the `read_order`
+  setting); the checksum gate's
   digest is computed from the same read and checked, if it needs one.
   None: index it by offset (the digest, if computed, is checked already).
 
@@ -223,7 +225,7 @@ def index_and_hash(
     tar_reader.ArchiveError: the archive is damaged.
   """
   hashing = check.needs_hashing
-  if not disk_probe.index_in_order(check.path, check.size, hashing):
+  if not disk_probe.index_in_order(check.path, check.size, hashing, read_order):
     return None
   what = 'Indexing and verifying' if hashing else 'Indexing'
   with tfds_internals.progress_bar(

@@ -47,6 +47,11 @@ def class_names_file() -> epath.Path:
   return tfds.core.tfds_path(_CLASS_NAMES_FILE)
 
 
+def class_names() -> tuple[str, ...]:
+  """The 1,000 sorted wnids: label N is class_names()[N]."""
+  return tuple(class_names_file().read_text().split())
+
+
 def validation_number(file_name: str) -> int:
   """The N of `ILSVRC2012_val_%08d.JPEG`; LabelError for any other name."""
   match = archive_facts.VALIDATION_IMAGES.pattern.fullmatch(file_name)

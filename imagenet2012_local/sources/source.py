@@ -62,9 +62,6 @@ class Source(Protocol):
   split: str
   name: str  # The archive's path or the split's folder, for messages.
   check: Check
-  # Whether the input may be read once, in order, to write shards in place
-  # (`in_order_writer`): a local tar only.
-  readable_in_order: bool
   # Where the metadata records the input: ('archives', file name) for a tar,
   # ('folders', split) for a folder.
   metadata_key: tuple[str, str]
@@ -77,6 +74,10 @@ class Source(Protocol):
 
   def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:
     """The class number of each image of `index`; -1 in the test split."""
+
+  def write_in_order(self) -> bool:
+    """Whether to write the shards from one read of the input in order, in
+    place (`in_order_writer`): a local tar on a disk that seeks slowly."""
 
   def reader(self) -> ImageReader:
     """The reader of this split's images (after `index`)."""

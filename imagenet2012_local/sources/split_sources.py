@@ -73,6 +73,7 @@ def find_sources(
     class_names: Sequence[str],
     kept_folder: epath.PathLike | None = None,
     reads_in_flight: int | None = None,
+    read_order: str = 'auto',
 ) -> Sources:
   """The inputs present in `manual_dir`, checked before any image is read.
 
@@ -86,6 +87,7 @@ def find_sources(
     class_names: the sorted wnids.
     kept_folder: the shards an interrupted build kept there count as written.
     reads_in_flight: the setting; None: what suits where the input lies.
+    read_order: the setting: how an archive is read (`disk_probe`).
 
   Raises:
     MissingArchivesError: no split archive or extracted copy is there.
@@ -107,7 +109,7 @@ def find_sources(
   if found.folders is None:
     by_split = tar_source.tar_sources(
         manual_dir, found.archives, verify_checksums, validation_labels,
-        class_names, reads_in_flight,
+        class_names, reads_in_flight, read_order,
     )
   else:
     by_split = _folder_sources(

@@ -12,6 +12,7 @@ from collections.abc import Iterator, MutableMapping
 
 import numpy as np
 
+from imagenet2012_local.engine import disk_probe
 from imagenet2012_local.gate import verification
 from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
@@ -54,6 +55,7 @@ class TarSource:
   validation_labels: labels.ValidationLabels | None
   class_names: tuple[str, ...]  # The sorted wnids: label N is class_names[N].
   reads_in_flight: int
+  read_order: str  # The setting: auto (`disk_probe` decides), by-offset, in-order.
 
   @property
   def split(self) -> str:
@@ -63,9 +65,12 @@ class TarSource:
   def name(self) -> str:
     return str(self.check.path)
 
-  @property
-  def readable_in_order(self) -> bool:
-    return not storage.is_remote(self.name)
+  def write_in_order(self) -> bool:
+    """Whether to write the shards from one read of the archive in order:
+    a local one, on a disk where that costs less (`disk_probe`)."""
+    return storage.is_local(self.name) and disk_probe.write_in_order(
+        self.name, self.check.size, self.read_order
+    )
 
   @property
   def metadata_key(self) -> tuple[str, str]:
@@ -88,7 +93,9 @@ class TarSource:
       index, were_skipped = remembered
     else:
       were_skipped = {}
-      index = in_order_index.index_and_hash(self.check, self.archive, were_skipped)
+      index = in_order_index.index_and_hash(
+          self.check, self.archive, were_skipped, self.read_order
+      )
       if index is None:
         index = archive_index.index_archive(
             self.check.path, self.archive, skipped=were_skipped, map_fn=map_fn
@@ -114,6 +121,7 @@ def tar_sources(
     validation_labels: labels.ValidationLabels | None,
     class_names: tuple[str, ...],
     reads_in_flight: int | None,
+    read_order: str,
 ) -> dict[str, TarSource]:
   """The sources of the archives `present` in `manual_dir`, sizes checked.
 
@@ -128,6 +136,6 @@ def tar_sources(
     tar_reader.check_tar_size(check.path, check.size)
     sources[archive.split] = TarSource(
         archive, check, validation_labels, class_names,
-        storage.reads_in_flight(path, reads_in_flight),
+        storage.reads_in_flight(path, reads_in_flight), read_order,
     )
   return sources
