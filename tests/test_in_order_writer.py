@@ -11,6 +11,7 @@ from imagenet2012_local.engine import block_writes
 from imagenet2012_local.commands import classic_build
 from imagenet2012_local.engine import image_fixes
 from imagenet2012_local.engine import in_order_progress
+from imagenet2012_local.engine import in_order_reads
 from imagenet2012_local.engine import in_order_writer
 from imagenet2012_local.engine import resume
 from imagenet2012_local import settings
@@ -192,7 +193,7 @@ def test_segments_read_last_first_give_the_same_shards(
   """The images are read a segment at a time, the last first (so what the
   page cache kept of the index's read is read before it is evicted); with
   many segments, and a stop and a checkpoint midway, the same bytes."""
-  monkeypatch.setattr(in_order_writer, '_SEGMENT_BYTES', segment)
+  monkeypatch.setattr(in_order_reads, '_SEGMENT_BYTES', segment)
   monkeypatch.setattr(in_order_progress, 'CHECKPOINT_BYTES', 1)
   read = count_archive_reads(monkeypatch)
   _interrupt_after(monkeypatch, 30)

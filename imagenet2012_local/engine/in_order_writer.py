@@ -2,13 +2,12 @@
 
 Reading the images by offset (`shard_writer`) costs a random read per image:
 ~1.33 M for ImageNet, an hour of seeks on a disk that serves a few hundred a
-second. Here each archive is read once more, in order (`direct_reads`,
-through `in_order_index.InOrderFile`), and each record is written at its
-place in its shard. That place is known before a byte is read: the index
-read in order noted each image's stored size and JPEG size
-(`archive_index.ArchiveIndex.stored_sizes`), so each record's size follows
-from the plan (`Layout.record_size`), and each shard's layout from those.
-The shards' bytes are those `shard_writer` writes.
+second. Here each archive is read once more, in order, and each record is
+written at its place in its shard. That place is known before a byte is
+read: the index read in order noted each image's stored size and JPEG size,
+so each record's size follows from the plan, and each shard's layout from
+those (`in_order_reads` plans the read). The shards' bytes are those
+`shard_writer` writes.
 
 Whole blocks are written in place and the partial blocks at each record's
 ends kept until every record is written (`block_writes`), so no write makes
@@ -24,6 +23,7 @@ advance; renamed to `<shard file name>.partial` and finished as any other
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import resource
@@ -31,28 +31,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from imagenet2012_local.engine import block_writes
-from imagenet2012_local.sources import direct_reads
 from imagenet2012_local import errors
+from imagenet2012_local import settings
+from imagenet2012_local import tfds_internals
+from imagenet2012_local.engine import block_writes
 from imagenet2012_local.engine import image_fixes
-from imagenet2012_local.sources import in_order_index
 from imagenet2012_local.engine import in_order_progress
+from imagenet2012_local.engine import in_order_reads
 from imagenet2012_local.engine import plan
 from imagenet2012_local.engine import resume
-from imagenet2012_local import settings
 from imagenet2012_local.engine import shard_writer
-from imagenet2012_local.sources import tar_reader
-from imagenet2012_local import tfds_internals
 from imagenet2012_local.layouts import tfrecords
+from imagenet2012_local.sources import tar_reader
 
 _SPARE_FILES = 64 + block_writes.BUCKETS  # Descriptors left for the rest.
-# The images are read in segments of this size, the last segment of the last
-# archive first, each in order, through the page cache: what the index's read
-# (also through it) left there, the archives' ends, is read before the
-# writing evicts it: as much as the page cache holds, read from memory
-# instead of the disk. A seek per segment costs a spinning disk ~1 % of the
-# time it reads one.
-_SEGMENT_BYTES = 64 << 20
 
 
 @dataclasses.dataclass
@@ -219,24 +211,11 @@ def _open(
   flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0)
   fd = os.open(_path(kept, name), flags, 0o666)
   shard = _Shard(
-      task, place, name, key, fd, _record_sizes(task, layout),
+      task, place, name, key, fd, in_order_reads.record_sizes(task, layout),
       image_fixes.ImageFixer.of(task.reader, skip_bad_images),
   )
   os.ftruncate(fd, shard.size)
   return shard
-
-
-def _record_sizes(task: plan.ShardTask, layout: shard_writer.Layout) -> np.ndarray:
-  """The framed size of each of the task's records, in writing order; 0 for
-  an image no decoder reads (left out)."""
-  images = task.images
-  return np.array([
-      layout.record_size(int(stored), int(height), int(width), int(label), name.decode())
-      + tfrecords.FRAMING_BYTES if stored >= 0 else 0
-      for stored, height, width, label, name in zip(
-          images.stored_sizes, images.heights, images.widths, task.labels, images.names
-      )
-  ], dtype=np.int64)
 
 
 def _write_archive(
@@ -248,61 +227,36 @@ def _write_archive(
     done: dict[str, int],
     checkpoint: Callable[[], None],
 ) -> None:
-  """Reads `archive` in segments (see `_SEGMENT_BYTES`) from its first image
-  not yet written, writing each planned image's record in place;
+  """Reads `archive` in order (`in_order_reads`) from its first image not
+  yet written, writing each planned image's record in place;
   `done[archive]` counts them, in the order they are read."""
-  index = shards[numbers[0]].task.split_index  # Shared by the split's tasks.
-  rows, owner, places, sizes, labels = [], [], [], [], []
-  for number in numbers:
-    task = shards[number].task
-    record_sizes = shards[number].record_sizes
-    task_rows = np.arange(len(index)) if task.rows is None else task.rows
-    rows.append(task_rows)
-    owner.append(np.full(len(task_rows), number, dtype=np.int32))
-    places.append(np.cumsum(record_sizes) - record_sizes)
-    sizes.append(record_sizes)
-    labels.append(task.labels)
-  rows, owner, places, sizes, labels = map(np.concatenate, (rows, owner, places, sizes, labels))
-  segments = index.offsets[rows] // _SEGMENT_BYTES
-  order = np.lexsort((index.offsets[rows], -segments))  # See _SEGMENT_BYTES.
-  first = done.setdefault(archive, 0)
+  reads = in_order_reads.ArchiveReads.of(
+      archive,
+      [(number, shards[number].task, shards[number].record_sizes) for number in numbers],
+  )
   unsaved = 0  # Bytes written since the last checkpoint.
-  reading = None  # The segment being read: (its number, pieces, view).
   with tfds_internals.progress_bar(
       total=os.path.getsize(archive), desc='Writing shards in order', unit='B',
       unit_scale=True,
-  ) as bar:
-    try:
-      for i in order[first:]:
-        row = rows[i]
-        if reading is None or reading[0] != segments[i]:
-          if reading:
-            reading[1].close()
-          start = int(index.offsets[row]) // direct_reads.PIECE * direct_reads.PIECE
-          pieces = direct_reads.pieces(archive, start, direct=False)
-          reading = (segments[i], pieces, in_order_index.InOrderFile(
-              pieces, lambda piece: bar.update(len(piece)), start
-          ))
-        view = reading[2]
-        shard = shards[owner[i]]
-        name = index.file_name(row)
-        view.seek(int(index.offsets[row]))
-        fixed = shard.fixer(name, view.read(int(index.sizes[row])))
-        if fixed is not None:
-          record = layout.encode(fixed, int(labels[i]), name)
-          framed = b''.join((tfrecords.frame_head(record), record, tfrecords.frame_tail(record)))
-          if len(framed) != sizes[i]:
-            raise _changed(archive, name)
-          writes.place(int(owner[i]), int(places[i]), framed)
-          shard.count += 1
-          unsaved += len(framed)
-        done[archive] += 1
-        if unsaved >= in_order_progress.CHECKPOINT_BYTES:
-          checkpoint()
-          unsaved = 0
-    finally:
-      if reading:
-        reading[1].close()
+  ) as bar, contextlib.closing(reads.images(
+      done.setdefault(archive, 0), lambda piece: bar.update(len(piece))
+  )) as images:
+    for k, data in images:
+      shard = shards[reads.owners[k]]
+      name = reads.index.file_name(reads.rows[k])
+      fixed = shard.fixer(name, data)
+      if fixed is not None:
+        record = layout.encode(fixed, int(reads.labels[k]), name)
+        framed = b''.join((tfrecords.frame_head(record), record, tfrecords.frame_tail(record)))
+        if len(framed) != reads.sizes[k]:
+          raise _changed(archive, name)
+        writes.place(int(reads.owners[k]), int(reads.places[k]), framed)
+        shard.count += 1
+        unsaved += len(framed)
+      done[archive] += 1
+      if unsaved >= in_order_progress.CHECKPOINT_BYTES:
+        checkpoint()
+        unsaved = 0
 
 
 def _changed(archive: str, name: str) -> tar_reader.ArchiveError:
