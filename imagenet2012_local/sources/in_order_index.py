@@ -260,8 +260,9 @@ class _Content:
 
   def __init__(self, archive: epath.Path):
     self._fixer = image_fixes.ImageFixer(archive, skip_bad_images=True)
-    # Stored sizes, heights, widths, as machine ints: as Python lists the
-    # 1.33 M images of ImageNet took ~140 MB, the build's peak of memory.
+    # Stored sizes, heights, widths, as machine ints: 16 bytes an image, 21 MB
+    # for ImageNet's 1.33 M; as Python lists, a pointer and an int object
+    # (~36 bytes) an entry, ~140 MB.
     self._columns = (array.array('q'), array.array('i'), array.array('i'))
 
   def add(self, name: str, data: bytes) -> None:
