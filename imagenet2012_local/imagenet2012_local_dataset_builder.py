@@ -15,7 +15,6 @@ from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.gate import build_lock
 from imagenet2012_local.engine import orchestration
-from imagenet2012_local.engine import run
 from imagenet2012_local.engine import image_fixes
 from imagenet2012_local.sources import labels
 from imagenet2012_local import paths
@@ -212,7 +211,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self, source: source_lib.Source, index: archive_index.ArchiveIndex
   ) -> list[plan.ShardTask]:
     """The shards of one split (a variant may filter it: `subset_builder`)."""
-    return run.tfds_planner(source, index)
+    return tfds_layout.plan_split(source, index)
 
   def _layout(
       self, sources: Mapping[str, source_lib.Source]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import types
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import tensorflow_datasets as tfds
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.engine import plan
 from imagenet2012_local import settings
+from imagenet2012_local.layouts import tfds_layout
 from imagenet2012_local.gate import verification
 from imagenet2012_local.sources import tar_source
 from tests.helpers import DUMMY_DIR, VAL_TAR, build, manual_dir_with, read_split
@@ -113,10 +115,12 @@ def _fake_index(classes: int, per_class: int) -> archive_index.ArchiveIndex:
 
 
 def _plan(index):
-  return plan.plan_split(
-      'train', tar_source.TarImages('/nowhere/train.tar', 16), index,
-      lambda ix: ix.class_ids,
+  source = types.SimpleNamespace(
+      split='train',
+      reader=lambda: tar_source.TarImages('/nowhere/train.tar', 16),
+      labels=lambda ix: ix.class_ids,
   )
+  return tfds_layout.plan_split(source, index)
 
 
 def _names(task):

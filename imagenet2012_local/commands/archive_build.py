@@ -13,7 +13,7 @@ rerunning the same command resumes it (`resume`).
 
 The splits are those whose archive is in the manual dir, each dealt into a
 fixed number of shards: train in the TFDS build's seeded order, validation
-and test in file-name order (`plan.plan_classic`).
+and test in file-name order (`classic_layout.plan_split`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from imagenet2012_local.sources import archive_index
 from imagenet2012_local.gate import build_lock
 from imagenet2012_local.engine import orchestration
+from imagenet2012_local.layouts import classic_layout
 from imagenet2012_local.engine import run
 from imagenet2012_local.sources import labels
-from imagenet2012_local.engine import plan
 from imagenet2012_local.engine import publish
 from imagenet2012_local.engine import resume as resume_lib
 from imagenet2012_local import settings
@@ -166,7 +165,7 @@ def build(
   # Before the inputs are read, and held until the stale folders are gone.
   with build_lock.claimed(output_dir, output_dir, '--output_dir'):
     sources = build.find_sources(_existing_ancestor(output_dir))
-    planner = functools.partial(_plan, num_shards=num_shards)
+    planner = functools.partial(classic_layout.plan_split, num_shards=num_shards)
     with (
         orchestration.local_map(build.settings) as map_fn,
         publish.staged(output_dir, overwrite, build.inputs) as staging,
@@ -214,17 +213,6 @@ def _split_written(
       fixed_images=fixed,
       skipped_images=skipped,
       skipped_members=written.skipped_members[source.split],
-  )
-
-
-def _plan(
-    source: source_lib.Source,
-    index: archive_index.ArchiveIndex,
-    num_shards: Mapping[str, int],
-) -> list[plan.ShardTask]:
-  """The engine's planner for these layouts: fixed shard counts per split."""
-  return plan.plan_classic(
-      source.split, source.reader(), index, source.labels, num_shards[source.split]
   )
 
 

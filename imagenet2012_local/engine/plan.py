@@ -19,12 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.sources import source
-from imagenet2012_local.layouts import classic_layout
 from imagenet2012_local import errors
-from imagenet2012_local import tfds_internals
 
 SHUFFLE_SEED = 2012
 _NAMES_PER_PIECE = 1 << 16
@@ -111,53 +108,23 @@ def rows_by_name(index: archive_index.ArchiveIndex, where: str) -> np.ndarray:
   return by_name
 
 
-def plan_split(
+def deal(
     split: str,
     reader: source.ImageReader,
     index: archive_index.ArchiveIndex,
     labels_of: LabelsOf,
+    sizes: Sequence[int],
+    shuffled: bool,
 ) -> list[ShardTask]:
-  """Deals a split's images into shards in a seeded random order.
-
-  The shard count follows TFDS's own policy, so the files are named and sized
-  as a TFDS build of the same data would make them.
+  """Deals a split's images into shards of `sizes` images each (a layout's
+  shard policy): in the seeded random order (`shuffled_rows`), or in
+  file-name order across shards.
 
   Raises:
     DuplicateImagesError: two images share a file name.
   """
-  num_shards = tfds_internals.number_of_shards(int(index.sizes.sum()), len(index))
-  return _dealt(
-      split,
-      reader,
-      index,
-      shuffled_rows(index, reader.name),
-      labels_of,
-      tfds_internals.shard_bounds(len(index), num_shards),
-  )
-
-
-def plan_classic(
-    split: str,
-    reader: source.ImageReader,
-    index: archive_index.ArchiveIndex,
-    labels_of: LabelsOf,
-    num_shards: int,
-) -> list[ShardTask]:
-  """Deals a split's images into `num_shards` shards of the classic layout.
-
-  Train is in the seeded random order of `plan_split`; the other splits in
-  file-name order across shards, as the old conversion script wrote them.
-  Shard sizes differ by at most one, the larger ones first
-  (`classic_layout.shard_sizes`); shards beyond the images are empty.
-
-  Raises:
-    DuplicateImagesError: two images share a file name.
-  """
-  if split == archive_facts.TRAIN.split:
-    rows = shuffled_rows(index, reader.name)
-  else:
-    rows = rows_by_name(index, reader.name)
-  ends = itertools.accumulate(classic_layout.shard_sizes(len(rows), num_shards))
+  rows = (shuffled_rows if shuffled else rows_by_name)(index, reader.name)
+  ends = itertools.accumulate(sizes)
   bounds = list(itertools.pairwise(itertools.chain([0], ends)))
   return _dealt(split, reader, index, rows, labels_of, bounds)
 

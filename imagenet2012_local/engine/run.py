@@ -26,7 +26,7 @@ from imagenet2012_local.gate import verification
 from imagenet2012_local.engine import worker_pool
 from imagenet2012_local.sources import storage
 
-# Plans one split from its source and index: e.g. `plan.plan_split`'s TFDS
+# Plans one split from its source and index: a layout's shard policy, e.g.
 # shard policy, or the classic layout's fixed shard counts.
 Planner = Callable[
     [source_lib.Source, archive_index.ArchiveIndex], list[plan.ShardTask]
@@ -167,13 +167,6 @@ def _say_what_is_kept(
         f' interrupted build ({num_bytes / 1e9:.1f} GB) in {kept.folder}',
         file=sys.stderr,
     )
-
-
-def tfds_planner(
-    source: source_lib.Source, index: archive_index.ArchiveIndex
-) -> list[plan.ShardTask]:
-  """The plan of a TFDS build: TFDS's shard count, seeded shuffle."""
-  return plan.plan_split(source.split, source.reader(), index, source.labels)
 
 
 def _index_map(

@@ -27,17 +27,18 @@ dataset):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imagenet2012_local import errors
 from imagenet2012_local.layouts import example_encoding
 from imagenet2012_local.engine import image_fixes
 from imagenet2012_local.layouts import tfrecords
-
-if TYPE_CHECKING:  # `plan` imports this module for `shard_sizes`.
-  from imagenet2012_local.engine import plan
+from imagenet2012_local.engine import plan
+from imagenet2012_local.sources import archive_facts
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import source as source_lib
 
 DEFAULT_SHARDS = {'train': 1024, 'validation': 128, 'test': 256}
 DALI_INDEX_DIR = 'dali_idx'
@@ -57,6 +58,26 @@ def shard_sizes(total: int, num_shards: int) -> list[int]:
   return [
       total // num_shards + (k < total % num_shards) for k in range(num_shards)
   ]
+
+
+def plan_split(
+    source: source_lib.Source,
+    index: archive_index.ArchiveIndex,
+    num_shards: Mapping[str, int],
+) -> list[plan.ShardTask]:
+  """The classic layout's shards of a split: `num_shards[split]` of them,
+  sizes differing by at most one (`shard_sizes`), shards beyond the images
+  empty. Train in the TFDS build's seeded random order; the other splits in
+  file-name order across shards, as the old conversion script wrote them.
+
+  Raises:
+    plan.DuplicateImagesError: two images share a file name.
+  """
+  return plan.deal(
+      source.split, source.reader(), index, source.labels,
+      shard_sizes(len(index), num_shards[source.split]),
+      shuffled=source.split == archive_facts.TRAIN.split,
+  )
 
 
 def dali_index_path(output_dir: Path, shard_file_name: str) -> Path:

@@ -17,11 +17,31 @@ from imagenet2012_local.layouts import example_encoding
 from imagenet2012_local.engine import plan
 from imagenet2012_local import tfds_internals
 from imagenet2012_local.layouts import tfrecords
+from imagenet2012_local.sources import archive_index
+from imagenet2012_local.sources import source as source_lib
 
 if TYPE_CHECKING:
   import tensorflow_datasets as tfds
 
 _TFRECORD = 'tfrecord'  # tfds.core.FileFormat.TFRECORD.value
+
+
+def plan_split(
+    source: source_lib.Source, index: archive_index.ArchiveIndex
+) -> list[plan.ShardTask]:
+  """The shards of a split as a TFDS build makes them: TFDS's own shard
+  count and sizes (so the files are named and sized as TFDS would), every
+  split in the seeded random order.
+
+  Raises:
+    plan.DuplicateImagesError: two images share a file name.
+  """
+  num_shards = tfds_internals.number_of_shards(int(index.sizes.sum()), len(index))
+  bounds = tfds_internals.shard_bounds(len(index), num_shards)
+  return plan.deal(
+      source.split, source.reader(), index, source.labels,
+      [end - start for start, end in bounds], shuffled=True,
+  )
 
 
 class TfdsLayout:
