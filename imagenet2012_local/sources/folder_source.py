@@ -21,6 +21,7 @@ from imagenet2012_local.gate import folder_checks
 from imagenet2012_local.sources import archive_facts
 from imagenet2012_local.sources import archive_index
 from imagenet2012_local.sources import folder_layouts
+from imagenet2012_local.sources import image_reads
 from imagenet2012_local.sources import labels
 from imagenet2012_local.sources import source
 from imagenet2012_local.sources import storage
@@ -46,7 +47,15 @@ class FolderImages:
         storage.join(self.folder, *filter(None, [images.class_dir(row), images.file_name(row)]))
         for row in range(len(images))
     ]
-    return storage.read_files(paths, self.reads_in_flight)
+    read = image_reads.read_files(paths, self.reads_in_flight)
+    for path, size, data in zip(paths, images.sizes, read):
+      if len(data) != size:
+        raise folder_layouts.FolderLayoutError(errors.two_lines(
+            f'{path} is {len(data):,} bytes, but {int(size):,} when the folder'
+            ' was listed: it changed while the build ran',
+            'Let whatever writes to the folder finish, then rerun.',
+        ))
+      yield data
 
   def identity(self) -> dict[str, object]:
     return {'folder': self.folder, 'listing': self.listing}
@@ -185,8 +194,9 @@ def _stray_files_error(
 ) -> folder_layouts.FolderLayoutError:
   shape = f'<wnid>/{naming.shape}' if folder.by_class else naming.shape
   return folder_layouts.FolderLayoutError(errors.two_lines(
-      f'{folder.folder} holds {len(stray):,} files that are not {folder.split}'
-      f' images named {shape} in their place, e.g. {", ".join(stray[:_EXAMPLES])}',
+      f'{folder.folder} holds {len(stray):,} file{"s" * (len(stray) > 1)} that'
+      f' {"are" if len(stray) > 1 else "is"} not {folder.split} images named'
+      f' {shape} in their place, e.g. {", ".join(stray[:_EXAMPLES])}',
       f'Move them out of {folder.folder} (every file there is read as an'
       ' image of the split), then rerun.',
   ))

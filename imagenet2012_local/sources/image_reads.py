@@ -1,4 +1,5 @@
-"""Reading images by offset from a local archive, many requests in flight, in order.
+"""Reading images with many requests in flight, in order: by offset from an
+archive, or whole files from a folder.
 
 A build reads every image at a random offset of a 6-140 GB archive that does
 not fit in the page cache. Read one at a time, the disk idles between
@@ -12,14 +13,15 @@ The kernel is asked to read the next images into the page cache
 (`posix_fadvise(WILLNEED)` starts the reads and returns), and each image is
 then read with one `os.pread`, on this thread: a reading thread would need
 the GIL back after every read, and wait for it while the encoder holds it.
-Archives in object storage are read by `storage.read_ranges`.
+A folder's files are opened ahead and asked for the same way. Archives and
+folders in object storage are read by `storage`.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from imagenet2012_local import errors
@@ -54,6 +56,49 @@ def read_images(
     if len(data) != size:
       raise _cut_off(archive, name, offset, size, len(data))
     yield data
+
+
+def read_files(paths: Sequence[str], in_flight: int) -> Iterator[bytes]:
+  """The whole bytes of each file (local, or all in one store), in order,
+  `in_flight` reads ahead."""
+  if paths and storage.is_remote(paths[0]):
+    return storage.read_files(paths, in_flight)
+  return _read_local_files(paths, in_flight)
+
+
+def _read_local_files(paths: Sequence[str], in_flight: int) -> Iterator[bytes]:
+  """Local files read whole, the next `in_flight` started ahead: each is
+  opened and its pages asked for (`WILLNEED`), then read when its turn comes."""
+  window: list[int] = []
+  paths = iter(paths)
+  try:
+    while True:
+      while len(window) < in_flight:
+        path = next(paths, None)
+        if path is None:
+          break
+        fd = os.open(path, os.O_RDONLY)
+        window.append(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+      if not window:
+        return
+      fd = window.pop(0)
+      try:
+        yield _read_whole(fd)
+      finally:
+        os.close(fd)
+  finally:
+    for fd in window:
+      os.close(fd)
+
+
+def _read_whole(fd: int) -> bytes:
+  chunks = []
+  while True:
+    chunk = os.read(fd, 1 << 20)
+    if not chunk:
+      return b''.join(chunks)
+    chunks.append(chunk)
 
 
 def _read_local(

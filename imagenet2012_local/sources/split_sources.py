@@ -273,6 +273,13 @@ def no_archives_error(manual_dir: epath.PathLike) -> MissingArchivesError:
 
 def _nothing_at(url: str) -> MissingArchivesError:
   """`no_archives_error` for a manual dir in object storage."""
+  bucket = url.split('://', 1)[0] + '://' + url.split('://', 1)[1].split('/', 1)[0]
+  if not storage.exists(bucket):
+    return MissingArchivesError(errors.two_lines(
+        f'The bucket of {url} does not exist (or these credentials cannot see it)',
+        'Check the URL, the endpoint (AWS_ENDPOINT_URL for s3://,'
+        ' STORAGE_EMULATOR_HOST for gs://) and the credentials, then rerun.',
+    ))
   held = [name for name, _ in storage.list_dir(url)] if storage.is_dir(url) else []
   holds = (
       f'; it holds {", ".join(held[:3])}{" ..." if len(held) > 3 else ""}'

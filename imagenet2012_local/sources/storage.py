@@ -247,11 +247,8 @@ def read_ranges(
 
 
 def read_files(paths: Sequence[str], in_flight: int) -> Iterator[bytes]:
-  """The whole bytes of each file, in order, `in_flight` at a time."""
+  """The whole bytes of each remote file, in order, `in_flight` at a time."""
   if not paths:
-    return
-  if not is_remote(paths[0]):
-    yield from _read_local_files(paths, in_flight)
     return
   fs = _fs(paths[0])
   for batch in _batches(paths, in_flight):
@@ -259,41 +256,6 @@ def read_files(paths: Sequence[str], in_flight: int) -> Iterator[bytes]:
       found = fs.cat(batch, on_error='raise')
     # fsspec keys the answers by path with or without the protocol.
     yield from (found[p] if p in found else found[_without_protocol(p)] for p in batch)
-
-
-def _read_local_files(paths: Iterable[str], in_flight: int) -> Iterator[bytes]:
-  """Local files read whole, the next `in_flight` started ahead: each is
-  opened and its pages asked for (`WILLNEED`), then read when its turn comes."""
-  window: list[int] = []
-  paths = iter(paths)
-  try:
-    while True:
-      while len(window) < in_flight:
-        path = next(paths, None)
-        if path is None:
-          break
-        fd = os.open(path, os.O_RDONLY)
-        window.append(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-      if not window:
-        return
-      fd = window.pop(0)
-      try:
-        yield _read_whole(fd)
-      finally:
-        os.close(fd)
-  finally:
-    for fd in window:
-      os.close(fd)
-
-
-def _read_whole(fd: int) -> bytes:
-  chunks = []
-  while True:
-    chunk = os.read(fd, 1 << 20)
-    if not chunk:
-      return b''.join(chunks)
-    chunks.append(chunk)
 
 
 def _without_protocol(path: str) -> str:
