@@ -187,7 +187,8 @@ def _results_stem(args: argparse.Namespace, archives_name: str) -> Path:
     disk = '' if args.disk_kind == 'none' else f'-{args.disk_kind}'
   else:
     disk = f'-iops{args.read_iops or 0}-mbs{args.read_mbs or 0:g}'
-  return args.workdir / f'results-{archives_name}{cold}{cap}{disk}'
+  order = f'-{args.read_order}' if args.read_order else ''
+  return args.workdir / f'results-{archives_name}{cold}{cap}{disk}{order}'
 
 
 def _run_variants(

@@ -95,30 +95,30 @@ def downsampled(summary: _Summary, images: int) -> list[str]:
     png = f'pillow-resize-png-{config}'
     if not _ok(summary, ours):
       continue
-    entry = summary[ours]
-    rate = images / entry['wall_s']
-    builder = images / entry['builder_s'] if entry.get('builder_s') else None
-    cells = [
-        config,
-        f'{entry["wall_s"]:.1f}',
-        f'{entry["cpu_s"]:.1f}' if 'cpu_s' in entry else '-',
-        f'{rate:.0f}',
-        f'{builder:.0f}' if builder else '-',
-    ]
-    for base in (pillow, png):
-      if _ok(summary, base):
-        base_rate = images / summary[base]['wall_s']
-        cells += [f'{base_rate:.0f}', f'{rate / base_rate:.2f}']
-      else:
-        cells += ['-', '-']
-    rows.append('| ' + ' | '.join(cells) + ' |')
+    for name in (ours, pillow, png):
+      if not _ok(summary, name):
+        continue
+      entry, base = summary[name], summary[ours]
+      by_cpu = images / entry['cpu_s'] if entry.get('cpu_s') else None
+      base_by_cpu = images / base['cpu_s'] if base.get('cpu_s') else None
+      cells = [
+          name,
+          f'{entry["wall_s"]:.1f}',
+          f'{entry["cpu_s"]:.1f}' if by_cpu else '-',
+          f'{images / entry["wall_s"]:.0f}',
+          f'{by_cpu:.0f}' if by_cpu else '-',
+          f'{entry["wall_s"] / base["wall_s"]:.2f}',
+          f'{base_by_cpu / by_cpu:.2f}' if by_cpu and base_by_cpu else '-',
+      ]
+      rows.append('| ' + ' | '.join(cells) + ' |')
   if not rows:
     return []
+  # On one pinned CPU, wall seconds are that core's seconds, unless other
+  # processes share it; CPU seconds count only the variant's own.
   return [
-      '| size | ours wall s | ours CPU s | ours images/s | ours images/s'
-      ' (builder s) | Pillow images/s | ours / Pillow | Pillow + PNG'
-      ' images/s | ours / (Pillow + PNG) |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| variant | wall s | CPU s | images/s (wall) | images per CPU s'
+      ' | ours / it, images/s | ours / it, images per CPU s |',
+      '|---|---|---|---|---|---|---|',
       *rows,
   ]
 
