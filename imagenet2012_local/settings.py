@@ -44,17 +44,15 @@ _READ_ORDERS = ('auto', 'by-offset', 'in-order')
 # buffer. 256 ImageNet-sized reads are ~28 MB
 # (`image_reads` caps the bytes in flight at 64 MiB besides).
 _MAX_READS_IN_FLIGHT = 256
-# Flushing shards to disk one by one costs a wait each: the classic layout's
-# 1,152 shards of a cold 8 GB build took ~2 s longer (of ~28 s) than one
-# `sync` per GB. A kill loses up to about twice this much finished work: past
+# Flushing shards to disk one by one costs a wait each (the classic layout
+# has 1,152 shards); one `sync` per GB costs one wait a GB. A kill loses up to about twice this much finished work: past
 # 8 GiB (16 GB at risk, a ninth of full ImageNet's ~145 GB of shards), rarer
 # flushes save nothing worth that.
 _SYNC_EVERY_MB = 1024
 _MAX_SYNC_EVERY_MB = 8 << 10
 # One build process keeps one core busy with Python and system calls while
-# the disk could take more (cold 8 GB build, 2 cores: 19.4 s of writing in
-# one process, 13.5 s with two workers). Past ~8, one disk is the limit and
-# each worker only adds ~50 MB of memory. Asked for, more workers than usable
+# the disk could take more. Past ~8, one disk is the limit and each worker
+# only adds its own memory (a Python process with the encoder loaded). Asked for, more workers than usable
 # CPUs only take turns on them.
 _MAX_DEFAULT_WORKERS = 8
 

@@ -79,11 +79,10 @@ def write_all(
   """
   skipped_members = {split: {} for split in sources}
   checks = (source.check for source in sources.values())
-  # Digests start once indexing is done. Beside the digest's reads, the
-  # index's 512-byte ones waited (8.12 GB set, cold, capped: train's index
-  # 7.9 s instead of 2.8 s) and the writing waited for the index; beside the
-  # writing, the digest (`direct_reads`: little CPU) is hidden: gate-on
-  # builds 20.0 s instead of 21.5 s (median of 3 alternating).
+  # Digests start once indexing is done. Beside the digest's sequential
+  # reads, the index's 512-byte ones would wait in the disk's queue, and the
+  # writing waits for the index; beside the writing, the digest
+  # (`direct_reads`: little CPU) is hidden.
   tasks = []
   for split, source in sources.items():
     index = source.index(
