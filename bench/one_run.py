@@ -19,7 +19,8 @@ from bench import cgroup
 from bench import measure
 from bench import page_cache
 from bench import throttle
-from bench.variants import command, environment, setup_command
+from bench import trees
+from bench.variants import command, command_template, environment, setup_command
 from imagenet2012_local.paths import BUILD_STATS_FILE
 
 
@@ -54,6 +55,7 @@ def _prepare_page_cache(
     archive_set: bench_archives.ArchiveSet,
     cold: bool,
     group: cgroup.MemoryCgroup | None,
+    tree: Path | None = None,
 ) -> float:
   """Puts the archives where a run starts: evicted if `cold`, else read into
   the page cache (by a process in `group`, so that a capped run's cache holds
@@ -63,7 +65,7 @@ def _prepare_page_cache(
   # Flush earlier runs' dirty pages so their writeback does not slow this.
   os.sync()
   if cold or group:
-    page_cache.evict(paths)
+    page_cache.evict(paths + (trees.tree_files(tree) if tree else []))
   if not cold:
     # An earlier run's output (upstream's: twice the archives) may have
     # pushed them out.
@@ -99,7 +101,8 @@ def _timed(
       else contextlib.nullcontext()
   )
   with capped as memory:
-    cached = _prepare_page_cache(archive_set, args.cold, memory)
+    tree = Path(fields['tree']) if 'tree' in fields else None
+    cached = _prepare_page_cache(archive_set, args.cold, memory, tree)
     with read_throttle(args, archive_set.train, memory) as group:
       if group:
         page_cache.warm_libraries()
@@ -139,6 +142,8 @@ def run_once(
       'data_dir': str(data_dir),
       'cache_dir': str(scratch / 'cache'),
   }
+  if any('{tree}' in arg for arg in command_template(name)):
+    fields['tree'] = str(trees.ensure_tree(archive_set))
   conditions = {'oom_kills': 0, 'archives_cached_at_start': 0.0}
   try:
     data_dir.mkdir()

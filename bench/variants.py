@@ -21,16 +21,16 @@ _CLI = str(Path(sys.executable).parent / 'imagenet2012-local')
 
 
 def _tfds_build(
-    data_dir: str, dataset: str = 'imagenet2012_local'
+    data_dir: str, dataset: str = 'imagenet2012_local', manual_dir: str = '{archives}'
 ) -> tuple[str, ...]:
   """`tfds build` of one of our builders (`dataset`, e.g.
-  'imagenet2012_local_subset/1pct') into `data_dir`."""
+  'imagenet2012_local_subset/1pct') from `manual_dir` into `data_dir`."""
   return (
       _TFDS,
       'build',
       dataset,
       '--imports=imagenet2012_local',
-      '--manual_dir={archives}',
+      f'--manual_dir={manual_dir}',
       f'--data_dir={data_dir}',
   )
 
@@ -86,7 +86,9 @@ _DIGEST = ' && ' + shlex.join((
 class Variant:
   """A command to time. Strings may use these placeholders: {archives} (the
   manual dir), {train} and {val} (archive paths), {checksums} (their checksum
-  table), {data_dir} (fresh, empty, measured) and {cache_dir} (fresh, empty).
+  table), {data_dir} (fresh, empty, measured), {cache_dir} (fresh, empty)
+  and {tree} (the archives' extracted tree, `bench.trees`; evicted too when
+  the run is cold).
   `setup`, if any, runs first with the same placeholders and environment,
   untimed and with neither memory cap nor read limit; then the data dir is
   emptied, the cache dir kept, and the page cache set up for the timed run."""
@@ -94,6 +96,14 @@ class Variant:
   argv: tuple[str, ...]
   env: Mapping[str, str] = dataclasses.field(default_factory=dict)
   setup: tuple[str, ...] = ()
+
+
+# An extracted tree's floor: the tfds CLI's start, then every file of the tree
+# read once (in the order `find` lists them) and written once, into one file.
+_FOLDER_FLOOR = (
+    '"$0" build --help > /dev/null'
+    ' && find "$1" -type f -print0 | xargs -0 cat > "$2/out"'
+)
 
 
 def _floor(extra: str = '') -> Variant:
@@ -149,6 +159,12 @@ VARIANTS = {
     'ours-in-order': Variant(_OURS, {**_VERIFIED, settings.READ_ORDER_ENV_VAR: 'in-order'}),
     'ours-noverify-in-order': Variant(
         _OURS, {**_NOT_VERIFIED, settings.READ_ORDER_ENV_VAR: 'in-order'}
+    ),
+    # The same images as an extracted tree (`bench.trees`): its floor, and
+    # our build from it (no digest to check: the gate has nothing to do).
+    'folder-floor': Variant(('sh', '-c', _FOLDER_FLOOR, _TFDS, '{tree}', '{data_dir}')),
+    'ours-folder': Variant(
+        _tfds_build('{data_dir}', manual_dir='{tree}'), _NOT_VERIFIED
     ),
     'wds': Variant(_WDS, _VERIFIED),
     'wds-noverify': Variant(_WDS, _NOT_VERIFIED),
@@ -223,6 +239,11 @@ for _size in (8, 16, 32, 64):
   VARIANTS[f'pillow-resize-png-{_config}'] = Variant(
       (*_PILLOW, '--png', str(_size), '{train}', '{val}')
   )
+
+
+def command_template(name: str) -> tuple[str, ...]:
+  """Variant `name`'s argv with its placeholders."""
+  return VARIANTS[name].argv
 
 
 def command(name: str, fields: Mapping[str, str]) -> list[str]:
