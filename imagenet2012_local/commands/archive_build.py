@@ -111,6 +111,18 @@ def add_arguments(
   )
 
 
+def flags_of(args: argparse.Namespace) -> dict[str, object]:
+  """The `build` arguments of the flags `add_arguments` added, parsed."""
+  return {
+      'manual_dir': args.manual_dir,
+      'output_dir': Path(args.output_dir),
+      'overwrite': args.overwrite,
+      'verify_checksums': args.verify_checksums,
+      'skip_bad_images': args.skip_bad_images,
+      'resume': args.resume,
+  }
+
+
 def build(
     manual_dir: str | os.PathLike[str],
     output_dir: Path,

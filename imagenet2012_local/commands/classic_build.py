@@ -38,14 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Runs `build-classic` with parsed flags; returns the exit status."""
   built = build(
-      manual_dir=args.manual_dir,
-      output_dir=Path(args.output_dir),
+      **archive_build.flags_of(args),
       num_shards=cli.classic_shard_counts(args),
       dali_index=args.dali_index,
-      overwrite=args.overwrite,
-      verify_checksums=args.verify_checksums,
-      skip_bad_images=args.skip_bad_images,
-      resume=args.resume,
   )
   print(summary(built))
   return 0

@@ -39,13 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   """Runs `build-wds` with parsed flags; returns the exit status."""
   built = build(
-      manual_dir=args.manual_dir,
-      output_dir=Path(args.output_dir),
+      **archive_build.flags_of(args),
       num_shards=cli.shard_counts(args, wds_layout.DEFAULT_SHARDS),
-      overwrite=args.overwrite,
-      verify_checksums=args.verify_checksums,
-      skip_bad_images=args.skip_bad_images,
-      resume=args.resume,
   )
   print(summary(built))
   return 0

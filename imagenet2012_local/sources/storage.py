@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO, TypeVar
 
 from imagenet2012_local import errors
 
@@ -35,6 +35,7 @@ REMOTE_READS_IN_FLIGHT = 64
 # round trips.
 _REMOTE_BLOCK = 8 << 20
 _RETRIES = 10
+T = TypeVar('T')
 _INSTALL = {'s3': 's3fs', 'gs': 'gcsfs', 'gcs': 'gcsfs'}
 
 
@@ -124,36 +125,30 @@ def open_read(path: os.PathLike[str] | str) -> BinaryIO:
     return _fs(path).open(path, 'rb', block_size=_REMOTE_BLOCK, cache_type='readahead')
 
 
-def size(path: os.PathLike[str] | str) -> int:
+def _asked(path: os.PathLike[str] | str, local: Callable[[str], T], remote: str) -> T:
+  """`local(path)` on a local path; else the file system's method `remote`,
+  a refusal reported in two lines."""
   path = os.fspath(path)
   if not is_remote(path):
-    return os.path.getsize(path)
+    return local(path)
   with reported(path):
-    return int(_fs(path).size(path))
+    return getattr(_fs(path), remote)(path)
+
+
+def size(path: os.PathLike[str] | str) -> int:
+  return int(_asked(path, os.path.getsize, 'size'))
 
 
 def is_file(path: os.PathLike[str] | str) -> bool:
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.path.isfile(path)
-  with reported(path):
-    return _fs(path).isfile(path)
+  return _asked(path, os.path.isfile, 'isfile')
 
 
 def is_dir(path: os.PathLike[str] | str) -> bool:
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.path.isdir(path)
-  with reported(path):
-    return _fs(path).isdir(path)
+  return _asked(path, os.path.isdir, 'isdir')
 
 
 def exists(path: os.PathLike[str] | str) -> bool:
-  path = os.fspath(path)
-  if not is_remote(path):
-    return os.path.exists(path)
-  with reported(path):
-    return _fs(path).exists(path)
+  return _asked(path, os.path.exists, 'exists')
 
 
 def read_bytes(path: os.PathLike[str] | str) -> bytes:
