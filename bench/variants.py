@@ -226,19 +226,28 @@ _PILLOW = (
     sys.executable,
     str(Path(__file__).with_name('pillow_resize.py')),
 )
-for _size in (8, 16, 32, 64):
-  _config = f'{_size}x{_size}'
-  VARIANTS[f'resized-{_config}'] = Variant(
-      (*_ONE_CPU,
-       *_tfds_build('{data_dir}', f'imagenet2012_local_resized/{_config}')),
-      {**_NOT_VERIFIED, settings.WORKERS_ENV_VAR: '1'},
-  )
-  VARIANTS[f'pillow-resize-{_config}'] = Variant(
-      (*_PILLOW, str(_size), '{train}', '{val}')
-  )
-  VARIANTS[f'pillow-resize-png-{_config}'] = Variant(
-      (*_PILLOW, '--png', str(_size), '{train}', '{val}')
-  )
+
+
+def _downsampled(size: int) -> dict[str, Variant]:
+  """The downsampled variant at size x size, and Pillow's two baselines."""
+  config = f'{size}x{size}'
+  return {
+      f'resized-{config}': Variant(
+          (*_ONE_CPU,
+           *_tfds_build('{data_dir}', f'imagenet2012_local_resized/{config}')),
+          {**_NOT_VERIFIED, settings.WORKERS_ENV_VAR: '1'},
+      ),
+      f'pillow-resize-{config}': Variant(
+          (*_PILLOW, str(size), '{train}', '{val}')
+      ),
+      f'pillow-resize-png-{config}': Variant(
+          (*_PILLOW, '--png', str(size), '{train}', '{val}')
+      ),
+  }
+
+
+for _size in (8, 16, 32, 64):  # Upstream imagenet_resized's configs.
+  VARIANTS.update(_downsampled(_size))
 
 
 def command_template(name: str) -> tuple[str, ...]:
