@@ -214,6 +214,17 @@ VARIANTS.update({
     for config in ('1pct', '10pct')
     for suffix, env in (('', _VERIFIED), ('-noverify', _NOT_VERIFIED))
 })
+# A subset built after the full build of the same archives (its untimed
+# setup, same cache dir): the archives' digests and indexes are remembered,
+# so what is left is in proportion to what the subset writes.
+VARIANTS.update({
+    f'subset-{config}-after-full': Variant(
+        _tfds_build('{data_dir}', f'imagenet2012_local_subset/{config}'),
+        _VERIFIED,
+        setup=_OURS,
+    )
+    for config in ('1pct', '10pct')
+})
 
 # The downsampled variant decodes every image, so its figure is images per
 # second per core: the build on one worker, pinned with its whole tree to one
