@@ -50,7 +50,9 @@ def downsampled(image: bytes, size: int, file_name: str) -> np.ndarray:
   """
   try:
     with PIL.Image.open(io.BytesIO(image)) as opened:
-      return np.asarray(opened.convert('RGB').resize((size, size), RESAMPLING))
+      # `convert` copies even an RGB image (a full-size copy per image).
+      rgb = opened if opened.mode == 'RGB' else opened.convert('RGB')
+      return np.asarray(rgb.resize((size, size), RESAMPLING))
   except (OSError, ValueError) as e:
     raise image_fixes.UndecodableImageError(errors.two_lines(
         f'The image {file_name} could not be decoded to be downsampled'
