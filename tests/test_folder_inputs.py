@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from imagenet2012_local import errors
+from imagenet2012_local import settings
+from imagenet2012_local.sources import image_reads
 from tests import input_trees
 from tests.helpers import (DEVKIT, DUMMY_DIR, TEST_TAR, TRAIN_TAR, VAL_TAR, build,
                            failed_build, tar_images)
@@ -253,3 +255,40 @@ def test_a_stray_file(layout, stray, tmp_path):
   (manual / stray).write_text('not an image\n')
   first, _ = failed_build(manual, tmp_path / 'data', errors.Imagenet2012LocalError)
   assert 'notes.txt' in first
+
+
+def test_a_kaggle_class_list_that_is_not_imagenets(tmp_path):
+  manual = input_trees.kaggle_tree(tmp_path / 'manual')
+  mapping = manual / 'LOC_synset_mapping.txt'
+  lines = mapping.read_text().splitlines()
+  mapping.write_text('\n'.join(['n99999999 not a class', *lines[1:]]) + '\n')
+  first, fix = failed_build(manual, tmp_path / 'data', errors.Imagenet2012LocalError)
+  assert 'LOC_synset_mapping.txt' in first and 'n99999999' in first
+  assert fix.startswith('Download LOC_synset_mapping.txt from Kaggle again')
+
+
+def test_a_train_folder_without_class_folders(tmp_path):
+  manual = input_trees.extracted_tree(tmp_path / 'manual')
+  for image in list((manual / 'train').glob('*/*.JPEG')):
+    image.rename(manual / 'train' / image.name)
+  for folder in (manual / 'train').glob('n*'):
+    if folder.is_dir():
+      folder.rmdir()
+  first, _ = failed_build(manual, tmp_path / 'data', errors.Imagenet2012LocalError)
+  assert 'images directly' in first and 'one <wnid>/ folder per class' in first
+
+
+def test_a_file_changed_after_listing_fails(tmp_path, monkeypatch):
+  """A file that grows between the listing and its read is not written."""
+  manual = input_trees.extracted_tree(tmp_path / 'manual')
+  victim = sorted((manual / 'validation').iterdir())[0]
+  real = image_reads.read_files
+
+  def grown(paths, in_flight):
+    victim.write_bytes(victim.read_bytes() + b'\0')
+    return real(paths, in_flight)
+
+  monkeypatch.setattr(image_reads, 'read_files', grown)
+  monkeypatch.setenv(settings.WORKERS_ENV_VAR, '1')  # Read in this process.
+  first, _ = failed_build(manual, tmp_path / 'data', errors.Imagenet2012LocalError)
+  assert victim.name in first and 'changed while the build ran' in first
