@@ -42,7 +42,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {
       '5.1.0': (
           'The examples of upstream imagenet2012 5.1.0, read straight from'
-          ' the archives, with archive checksums verified.'
+          ' the archives or an extracted copy of them; how the input was'
+          ' checked is in the metadata (archives, folders).'
       ),
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
@@ -52,7 +53,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     {archive_facts.VALIDATION.file_name}  ({archive_facts.VALIDATION.about})
   and optionally {archive_facts.TEST.file_name} ({archive_facts.TEST.about})
   and {archive_facts.DEVKIT} (cross-checks the validation labels).
-  Any subset of the split archives builds those splits. Do not extract them.
+  Any subset of the split archives builds those splits. Do not extract them;
+  an extracted copy, or one in a bucket, builds too (docs/inputs.md).
   """
 
   def __init__(
@@ -73,10 +75,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         in the metadata (`skipped_images`), instead of failing. None (default)
         follows $IMAGENET2012_LOCAL_SKIP_BAD_IMAGES, which is off unless set
         to 1.
-      resume: reuse the shards that an interrupted build of the same archives
-        finished (see `resume`); False deletes them and starts afresh. None
-        (default) follows $IMAGENET2012_LOCAL_RESUME, which is on unless set
-        to 0.
+      resume: reuse the shards an interrupted build of the same inputs
+        finished (`resume`); False deletes them and starts afresh. None
+        (default) follows $IMAGENET2012_LOCAL_RESUME, on unless set to 0.
       **kwargs: passed to `tfds.core.GeneratorBasedBuilder`.
     """
     # Read once, here, and passed down: a bad value fails at once.
@@ -283,8 +284,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       skipped_members: Mapping[str, str],
   ) -> None:
     """Saves in the metadata, for the split: {file name: why} of the images
-    fixed and of those skipped, {member: why} of the archive members that are
-    not images, and the archive's status."""
+    fixed and skipped and of the entries that are no images; the input's checks."""
     for name, reason in fixed.items():
       logging.info('Re-encoded %s to RGB JPEG: %s.', name, reason)
     for name, reason in skipped_images.items():
