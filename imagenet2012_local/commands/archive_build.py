@@ -134,10 +134,10 @@ def build(
     resume: bool | None = None,
     finish: Callable[[Path, list[SplitWritten]], None] = lambda *_: None,
 ) -> list[SplitWritten]:
-  """Writes `output_dir` in a layout from the archives in `manual_dir`.
+  """Writes `output_dir` in a layout from the inputs in `manual_dir`.
 
   Args:
-    manual_dir: The folder of the downloaded archives.
+    manual_dir: The folder (or URL) of the archives or an extracted copy.
     output_dir: Folder to create.
     num_shards: Files per split, for every split an archive may give.
     make_layout: The layout, given the staging folder and the sorted wnids.

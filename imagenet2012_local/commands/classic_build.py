@@ -51,24 +51,18 @@ def build(
     output_dir: Path,
     num_shards: Mapping[str, int] | None = None,
     dali_index: bool = False,
-    overwrite: bool = False,
-    verify_checksums: bool | None = None,
-    skip_bad_images: bool | None = None,
-    resume: bool | None = None,
+    **options: bool | None,
 ) -> Built:
-  """Writes `output_dir` in the classic layout from the archives in `manual_dir`.
+  """Writes `output_dir` in the classic layout from the inputs in `manual_dir`.
 
   Args:
-    manual_dir: The folder of the downloaded archives.
+    manual_dir: The folder (or URL) of the archives or an extracted copy.
     output_dir: Folder to create.
     num_shards: Files per split; splits not given use
       `classic_layout.DEFAULT_SHARDS`.
     dali_index: Also write a DALI index per file.
-    overwrite: Replace an existing `output_dir` once the build is done.
-    verify_checksums: The checksum gate; None follows `settings`.
-    skip_bad_images: Leave out undecodable images; None follows `settings`.
-    resume: Reuse the shards an interrupted build of the same output kept
-      (`resume`); False deletes them first. None follows `settings`.
+    **options: `archive_build.build`'s overwrite, verify_checksums,
+      skip_bad_images and resume.
 
   Raises:
     errors.Imagenet2012LocalError: what `archive_build.build` raises (the
@@ -86,10 +80,7 @@ def build(
       output_dir,
       {**classic_layout.DEFAULT_SHARDS, **(num_shards or {})},
       layout,
-      overwrite=overwrite,
-      verify_checksums=verify_checksums,
-      skip_bad_images=skip_bad_images,
-      resume=resume,
+      **options,
   )
   return Built(output_dir.absolute(), splits, dali_index)
 

@@ -50,23 +50,17 @@ def build(
     manual_dir: str | os.PathLike[str],
     output_dir: Path,
     num_shards: Mapping[str, int] | None = None,
-    overwrite: bool = False,
-    verify_checksums: bool | None = None,
-    skip_bad_images: bool | None = None,
-    resume: bool | None = None,
+    **options: bool | None,
 ) -> Built:
-  """Writes `output_dir` as WebDataset shards from the archives in `manual_dir`.
+  """Writes `output_dir` as WebDataset shards from the inputs in `manual_dir`.
 
   Args:
-    manual_dir: The folder of the downloaded archives.
+    manual_dir: The folder (or URL) of the archives or an extracted copy.
     output_dir: Folder to create.
     num_shards: Files per split; splits not given use
       `wds_layout.DEFAULT_SHARDS`.
-    overwrite: Replace an existing `output_dir` once the build is done.
-    verify_checksums: The checksum gate; None follows `settings`.
-    skip_bad_images: Leave out undecodable images; None follows `settings`.
-    resume: Reuse the shards an interrupted build of the same output kept;
-      False deletes them first. None follows `settings`.
+    **options: `archive_build.build`'s overwrite, verify_checksums,
+      skip_bad_images and resume.
 
   Raises:
     errors.Imagenet2012LocalError: what `archive_build.build` raises (the
@@ -78,11 +72,8 @@ def build(
       output_dir,
       {**wds_layout.DEFAULT_SHARDS, **(num_shards or {})},
       wds_layout.WdsLayout,
-      overwrite=overwrite,
-      verify_checksums=verify_checksums,
-      skip_bad_images=skip_bad_images,
-      resume=resume,
       finish=_write_info,
+      **options,
   )
   return Built(output_dir.absolute(), splits)
 
