@@ -191,7 +191,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       sources: the splits to build.
       map_fn: runs shard writing (see `run.write_all`).
     """
-    written = self._orchestration().write(
+    written = self._build.write(
         sources, self._plan_split, self._layout(sources), map_fn
     )
     self.info.set_splits(tfds.core.SplitDict([
@@ -222,11 +222,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _orchestration(
       self,
-      dl_manager: tfds.download.DownloadManager | None = None,
+      dl_manager: tfds.download.DownloadManager,
       flush_in_batches: bool = True,
   ) -> orchestration.Orchestration:
-    """This build's settings, manual dir and kept shards: made by
-    `_download_and_prepare` from its download manager, once per build.
+    """This build's settings, manual dir and kept shards (`self._build`):
+    made by `_download_and_prepare` from its download manager, once per build.
 
     The kept-shards folder lies beside the version folder (TFDS builds into
     a temporary `incomplete.*` folder that a killed build abandons).
@@ -234,8 +234,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     Raises:
       split_sources.MissingArchivesError: TFDS refuses the manual dir.
     """
-    if dl_manager is None and self._build is not None:
-      return self._build
     version_dir = self.data_path.parent / str(self.version)
     self._build = orchestration.Orchestration(
         self._manual_dir(dl_manager),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Iterator, MutableMapping, Sequence
 
 import numpy as np
@@ -89,6 +90,7 @@ class FolderSource:
     """
     self._folder = split_folder
     self._class_names = tuple(class_names)
+    self._classes = frozenset(class_names)  # Asked once per file listed.
     self._validation_labels = validation_labels
     self._given_labels = given_labels
     self._reads_in_flight = reads_in_flight
@@ -129,22 +131,28 @@ class FolderSource:
       if (
           len(parts) != (2 if self._folder.by_class else 1)
           or not naming.matches(parts[-1])
-          or (class_dir is not None and class_dir not in self._class_names)
+          or (class_dir is not None and class_dir not in self._classes)
           or (self.split == 'train' and not parts[-1].startswith(f'{class_dir}_'))
       ):
         stray.append(relative)
         continue
-      rows.append((class_dir, parts[-1], size))
+      # A file is read whole: its index entry's offset is 0.
+      rows.append((class_dir, (parts[-1], 0, size)))
     if stray:
       raise _stray_files_error(self._folder, stray, naming)
-    class_dirs = tuple(sorted({d for d, _, _ in rows if d is not None}))
-    number = {d: i for i, d in enumerate(class_dirs)}
-    return archive_index.ArchiveIndex(
-        names=np.array([name.encode() for _, name, _ in rows], dtype=np.bytes_),
-        offsets=np.zeros(len(rows), dtype=np.int64),
-        sizes=np.array([size for _, _, size in rows], dtype=np.int64),
-        class_ids=np.array([number.get(d, -1) for d, _, _ in rows], dtype=np.int16),
-        class_dirs=class_dirs,
+    # The listing is sorted by path, so each class folder's files are a run.
+    by_class = [
+        (class_dir, [entry for _, entry in run])
+        for class_dir, run in itertools.groupby(rows, key=lambda row: row[0])
+    ]
+    if not self._folder.by_class:
+      return archive_index.ArchiveIndex.of_tar(by_class[0][1] if by_class else [])
+    return archive_index.ArchiveIndex.concatenate(
+        [
+            archive_index.ArchiveIndex.of_tar(entries, class_id)
+            for class_id, (_, entries) in enumerate(by_class)
+        ],
+        tuple(class_dir for class_dir, _ in by_class),
     )
 
   def labels(self, index: archive_index.ArchiveIndex) -> np.ndarray:

@@ -101,7 +101,7 @@ def reported(path: os.PathLike[str] | str) -> Iterator[None]:
     yield
   except InputUnreachableError:
     raise
-  except (FileNotFoundError, PermissionError, OSError) as e:
+  except OSError as e:
     if not is_remote(path):
       raise
     what = {
@@ -169,8 +169,8 @@ def list_dir(path: os.PathLike[str] | str) -> list[tuple[str, bool]]:
   )
 
 
-# (path relative to the listed folder, size, what changes when the file does).
-Listed = tuple[str, int, str]
+# (path relative to the listed folder, size, its `file_identity`).
+Listed = tuple[str, int, dict[str, int | str]]
 
 
 def list_tree(path: os.PathLike[str] | str) -> list[Listed]:
@@ -179,11 +179,14 @@ def list_tree(path: os.PathLike[str] | str) -> list[Listed]:
   if is_remote(path):
     with reported(path):
       found = _fs(path).find(path, detail=True)
-    prefix = path.split('://', 1)[1].rstrip('/') + '/'
+    prefix = _without_protocol(path).rstrip('/') + '/'
     return sorted(
-        (name.removeprefix(prefix), int(info['size']), str(info.get('ETag') or info.get('LastModified') or ''))
-        for name, info in found.items()
-        if info.get('type') != 'directory'
+        (
+            (name.removeprefix(prefix), int(info['size']), _object_identity(info))
+            for name, info in found.items()
+            if info.get('type') != 'directory'
+        ),
+        key=lambda entry: entry[0],
     )
   listed = []
   for folder, _, files in os.walk(path):
@@ -193,9 +196,9 @@ def list_tree(path: os.PathLike[str] | str) -> list[Listed]:
       listed.append((
           name if relative == '.' else f'{relative}/{name}',
           stat.st_size,
-          f'{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_ctime_ns}',
+          _stat_identity(stat),
       ))
-  listed.sort()
+  listed.sort(key=lambda entry: entry[0])
   return listed
 
 
@@ -213,17 +216,27 @@ def file_identity(path: os.PathLike[str] | str) -> dict[str, int | float | str]:
   """
   path = os.fspath(path)
   if not is_remote(path):
-    stat = os.stat(path)
-    return {
-        'device': stat.st_dev,
-        'inode': stat.st_ino,
-        'bytes': stat.st_size,
-        'mtime_ns': stat.st_mtime_ns,
-        'ctime_ns': stat.st_ctime_ns,
-    }
+    return _stat_identity(os.stat(path))
   with reported(path):
-    info = _fs(path).info(path)
-  return {'bytes': int(info['size']), 'etag': str(info.get('ETag') or info.get('LastModified') or '')}
+    return _object_identity(_fs(path).info(path))
+
+
+def _stat_identity(stat: os.stat_result) -> dict[str, int]:
+  return {
+      'device': stat.st_dev,
+      'inode': stat.st_ino,
+      'bytes': stat.st_size,
+      'mtime_ns': stat.st_mtime_ns,
+      'ctime_ns': stat.st_ctime_ns,
+  }
+
+
+def _object_identity(info: dict[str, object]) -> dict[str, int | str]:
+  """An object's size and version (its ETag, or its time where a store has none)."""
+  return {
+      'bytes': int(info['size']),
+      'etag': str(info.get('ETag') or info.get('LastModified') or ''),
+  }
 
 
 def read_ranges(
